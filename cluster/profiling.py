@@ -1,0 +1,109 @@
+"""Profiling as Ray tasks, scheduled onto the hardware being profiled.
+
+One task per (model, precision) profiles all batch sizes in order, so the
+model is built and its quality measured once, and the batch size stops
+growing as soon as a batch takes longer than the slowest latency target that
+could use it (a bigger batch can only be slower).
+
+CPU tasks ask for `threads` CPUs, which is the replica size the row records;
+GPU tasks ask for one GPU of the catalog's Ray accelerator type. A task that
+lands on a node without the device refuses (planner.profiler.check_device_matches)
+instead of recording CPU timings under a GPU's name.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from planner.catalog import Catalog, HardwareType
+from planner.errors import ClusterError, PlannerError
+from planner.profiles import ProfileRow
+
+
+@dataclass(frozen=True)
+class ProfileJob:
+    model: str
+    precision: str
+    hardware: str
+    batch_sizes: tuple[int, ...]
+    threads: int = 1
+    max_batch_latency_ms: float | None = None   # stop growing the batch past this
+
+
+@dataclass(frozen=True)
+class ProfileOutcome:
+    job: ProfileJob
+    rows: tuple[ProfileRow, ...]
+    skipped_batch_sizes: tuple[int, ...]
+    error: str = ""
+
+
+def run_profile_job(job: ProfileJob, hardware: HardwareType, device: str) -> ProfileOutcome:
+    """The body of one task; plain Python so it also runs without Ray (e.g. on a GPU box)."""
+    from planner.models import get_model
+    from planner.models.quality import measure_quality_loss
+    from planner.profiler import profile_point
+
+    try:
+        spec = get_model(job.model)
+        quality = measure_quality_loss(spec, job.precision, device).quality_loss
+        rows: list[ProfileRow] = []
+        sizes = sorted(job.batch_sizes)
+        for i, batch_size in enumerate(sizes):
+            row = profile_point(spec, job.precision, batch_size, hardware, device=device,
+                                threads=job.threads, quality_loss=quality)
+            rows.append(row)
+            if job.max_batch_latency_ms is not None and row.latency_p50_ms > job.max_batch_latency_ms:
+                return ProfileOutcome(job, tuple(rows), tuple(sizes[i + 1:]))
+        return ProfileOutcome(job, tuple(rows), ())
+    except PlannerError as exc:
+        return ProfileOutcome(job, (), tuple(job.batch_sizes), error=str(exc))
+
+
+def _task_options(hardware: HardwareType, threads: int) -> dict:
+    if hardware.kind == "cpu":
+        return {"num_cpus": threads, "num_gpus": 0}
+    if hardware.kind == "gpu":
+        return {"num_cpus": 1, "num_gpus": 1, "accelerator_type": hardware.ray_accelerator_type}
+    return {"num_cpus": 1, "resources": {"TPU": 1}, "accelerator_type": hardware.ray_accelerator_type}
+
+
+def _remote_job(job: ProfileJob, hardware: HardwareType) -> ProfileOutcome:
+    device = "cpu" if hardware.kind == "cpu" else "cuda:0"
+    return run_profile_job(job, hardware, device)
+
+
+def run_profile_jobs(jobs: Sequence[ProfileJob], catalog: Catalog,
+                     on_done: Callable[[ProfileOutcome], None] | None = None,
+                     max_concurrent: int | None = None) -> list[ProfileOutcome]:
+    """Run every job as a Ray task on matching hardware; returns outcomes as they finish.
+
+    `max_concurrent` caps tasks in flight: an embedded Ray may advertise more
+    logical CPUs than the machine has cores (so Serve replicas fit), and
+    profiling tasks sharing a core would time each other.
+    """
+    import ray
+
+    if not ray.is_initialized():
+        raise ClusterError("Ray is not initialised. To fix: call cluster.runtime.ensure_ray() first")
+    remote = ray.remote(_remote_job)
+    queue = list(jobs)
+    pending: dict = {}
+    outcomes: list[ProfileOutcome] = []
+    limit = max_concurrent or len(queue) or 1
+    while queue or pending:
+        while queue and len(pending) < limit:
+            job = queue.pop(0)
+            hardware = catalog.get(job.hardware)
+            ref = remote.options(**_task_options(hardware, job.threads), max_retries=1).remote(job, hardware)
+            pending[ref] = job
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        job = pending.pop(ready[0])
+        try:
+            outcome = ray.get(ready[0])
+        except ray.exceptions.RayError as exc:
+            outcome = ProfileOutcome(job, (), tuple(job.batch_sizes), error=f"task failed: {exc}")
+        outcomes.append(outcome)
+        if on_done is not None:
+            on_done(outcome)
+    return outcomes

@@ -1,0 +1,62 @@
+"""Starting or attaching to Ray with settings that behave on small machines and in CI.
+
+See ../shared/reference/ray-notes.md: token auth and usage stats are turned off
+for an embedded cluster, and the object store is kept small because each Ray
+node otherwise takes 30% of RAM.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+from planner.errors import ClusterError
+
+EMBEDDED_OBJECT_STORE_BYTES = 200 * 2**20
+
+
+def _quiet_env() -> None:
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Serve and Ray log every replica start to the driver; the CLI shows its own progress.
+    os.environ.setdefault("RAY_SERVE_LOG_TO_STDERR", "0")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+
+
+def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> str:
+    """Attach to the cluster at `address`, or start an embedded local Ray; returns a description."""
+    _quiet_env()
+    import ray
+
+    if ray.is_initialized():
+        return "attached (already initialised)"
+    try:
+        if address:
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+            return f"cluster at {address}"
+        ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False,
+                 object_store_memory=EMBEDDED_OBJECT_STORE_BYTES, logging_level=logging.WARNING,
+                 log_to_driver=False, configure_logging=True)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        target = address or "an embedded local Ray"
+        raise ClusterError(f"could not start or reach Ray ({target}): {exc}. To fix: check the address "
+                           "(`ray status --address ...`), or omit --address to use an embedded local Ray") from None
+    return f"embedded local Ray ({int(ray.cluster_resources().get('CPU', 0))} CPUs)"
+
+
+def shutdown_ray() -> None:
+    import ray
+
+    if ray.is_initialized():
+        try:
+            from ray import serve
+            serve.shutdown()
+        except Exception:  # noqa: BLE001 - Serve may never have started; shutting down is best effort
+            pass
+        ray.shutdown()
+
+
+def cluster_hardware_resources() -> dict[str, float]:
+    """Resources of the live cluster (CPU, GPU, TPU, accelerator_type:X)."""
+    import ray
+
+    return {k: float(v) for k, v in ray.cluster_resources().items()}

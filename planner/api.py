@@ -1,0 +1,163 @@
+"""The Python API: what the CLI does, a few calls away, returning typed results.
+
+    import planner
+    rows = planner.profile(["mlp_digits"], precisions=["fp32", "bf16"])          # Ray tasks
+    plan = planner.plan("examples/workloads.yaml", rows)                          # CP-SAT
+    deployment = planner.deploy(plan)                                             # Ray Serve
+    result = planner.verify(plan, deployment, duration_s=10)                      # HTTP load
+    planner.report(plan, "csv", "out/cost_report.csv")
+
+Ray is started (embedded, local) on first need unless an address is given.
+Heavy imports (torch, ray) happen inside the functions that need them, so
+planning from a CSV stays fast and light.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from planner.candidates import enumerate_candidates
+from planner.catalog import Catalog, load_catalog
+from planner.errors import InputError
+from planner.optimizer import SolverSettings, optimize
+from planner.plan import Plan, read_plan
+from planner.profiles import ProfileRow, read_profiles_csv
+from planner.report import write_report
+from planner.verification import VerificationReport, summarise
+from planner.workloads import WorkloadSet, load_workloads
+
+DEFAULT_BATCH_SIZES = (1, 2, 4, 8, 16, 32)
+
+
+def _catalog(catalog: Catalog | str | Path | None) -> Catalog:
+    return catalog if isinstance(catalog, Catalog) else load_catalog(catalog)
+
+
+def builtin_models() -> list[str]:
+    from planner.models import builtin_model_names
+    return builtin_model_names()
+
+
+@dataclass(frozen=True)
+class ProfileResult:
+    rows: tuple[ProfileRow, ...]
+    points_measured: int
+    points_skipped: int
+    errors: tuple[str, ...] = ()
+
+
+def profile(models: Sequence[str], precisions: Sequence[str] = ("fp32", "bf16"),
+            batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, hardware: str = "cpu-x86", threads: int = 1,
+            catalog: Catalog | str | Path | None = None, address: str | None = None,
+            max_batch_latency_ms: float | None = None, max_concurrent: int | None = None,
+            on_progress: Callable[[object], None] | None = None) -> ProfileResult:
+    """Profile each model x precision over the batch sizes as Ray tasks on `hardware`."""
+    from cluster.profiling import ProfileJob, run_profile_jobs
+    from cluster.runtime import ensure_ray
+    from planner.models import get_model
+
+    cat = _catalog(catalog)
+    cat.get(hardware)
+    for name in models:
+        get_model(name)  # fail fast, in the driver, on an unknown model
+    if threads < 1:
+        raise InputError("--threads", threads, "must be >= 1", "give the vCPUs per CPU replica")
+    ensure_ray(address)
+    jobs = [ProfileJob(m, p, hardware, tuple(batch_sizes), threads, max_batch_latency_ms)
+            for m in models for p in precisions]
+    outcomes = run_profile_jobs(jobs, cat, on_done=on_progress, max_concurrent=max_concurrent)
+    rows = tuple(r for o in outcomes for r in o.rows)
+    skipped = sum(len(o.skipped_batch_sizes) for o in outcomes)
+    return ProfileResult(rows=rows, points_measured=len(rows), points_skipped=skipped,
+                         errors=tuple(f"{o.job.model}/{o.job.precision}: {o.error}" for o in outcomes if o.error))
+
+
+def plan(workloads: WorkloadSet | str | Path, profiles: Iterable[ProfileRow] | ProfileResult | str | Path,
+         catalog: Catalog | str | Path | None = None, time_limit_s: float = 10.0,
+         num_workers: int = 2) -> Plan:
+    """Choose hardware, precision, batch size and replicas per workload (never raises on infeasible)."""
+    cat = _catalog(catalog)
+    provenance: dict[str, object] = {"catalog": cat.source_path, "catalog_version": cat.version,
+                                     "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    if not isinstance(workloads, WorkloadSet):
+        from planner.models import builtin_model_names
+        provenance["workloads"] = str(workloads)
+        workloads = load_workloads(workloads, known_models=builtin_model_names(), known_hardware=cat.names())
+    if isinstance(profiles, (str, Path)):
+        provenance["profiles"] = str(profiles)
+        rows = read_profiles_csv(profiles, known_hardware=cat.names())
+    elif isinstance(profiles, ProfileResult):
+        rows = list(profiles.rows)
+    else:
+        rows = list(profiles)
+    sources = sorted({r.source for r in rows})
+    provenance["profile_sources"] = sources
+    candidates = enumerate_candidates(workloads.workloads, rows, cat, workloads.inventory,
+                                      workloads.max_utilization)
+    return optimize(workloads, candidates, SolverSettings(time_limit_s=time_limit_s, num_workers=num_workers),
+                    provenance)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What `deploy` put on Serve: URLs of deployed workloads and why others were left out."""
+    base_url: str
+    urls: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def _as_plan(plan_or_path: Plan | str | Path) -> Plan:
+    return plan_or_path if isinstance(plan_or_path, Plan) else read_plan(plan_or_path)
+
+
+def deploy(plan: Plan | str | Path, catalog: Catalog | str | Path | None = None, address: str | None = None,
+           http_port: int = 8000) -> Deployment:
+    """Deploy the plan's locally deployable workloads on Ray Serve (starts an embedded Ray if needed)."""
+    from cluster.runtime import ensure_ray
+    from cluster.serving import deploy_plan
+
+    the_plan = _as_plan(plan)
+    if not the_plan.workloads:
+        raise InputError("plan", the_plan.status, "the plan places no workload", "fix the plan's infeasibility first")
+    cat = _catalog(catalog)
+    # An embedded Ray gets as many logical CPUs as the plan's CPU replicas ask for, at least the machine's.
+    cpu_units = sum(w.chosen.devices for w in the_plan.workloads if cat.get(w.chosen.hardware).kind == "cpu")
+    import os
+    ensure_ray(address, num_cpus=max(os.cpu_count() or 1, int(cpu_units + 0.999)))
+    deployed, skipped = deploy_plan(the_plan, cat, http_port=http_port)
+    return Deployment(base_url=f"http://127.0.0.1:{http_port}", urls={d.name: d.url for d in deployed},
+                      skipped={s.name: s.reason for s in skipped})
+
+
+def _request_body(model: str) -> bytes:
+    from planner.models import get_model
+    item = get_model(model).example_input(1)[0]
+    return json.dumps({"inputs": item.tolist()}).encode()
+
+
+def verify(plan: Plan | str | Path, deployment: Deployment | str, duration_s: float = 10.0,
+           warmup_requests: int = 5) -> VerificationReport:
+    """Drive every deployed workload with open-loop Poisson load at its planned qps; measure it."""
+    from cluster.loadgen import drive
+
+    the_plan = _as_plan(plan)
+    if isinstance(deployment, str):
+        base = deployment.rstrip("/")
+        deployment = Deployment(base_url=base, urls={w.name: f"{base}/{w.name}" for w in the_plan.workloads})
+    workloads = [w for w in the_plan.workloads if w.name in deployment.urls]
+    targets = [(deployment.urls[w.name], _request_body(w.model), w.qps_target) for w in workloads]
+    results = drive(targets, duration_s, warmup_requests=warmup_requests)
+    rows = tuple(summarise(w.name, r.url, w.qps_target, duration_s, r.latencies_ms, r.errors, r.elapsed_s,
+                           w.p99_ms_target, w.chosen.predicted_p99_ms, r.error_samples)
+                 for w, r in zip(workloads, results))
+    from planner.profiler import cpu_name
+    return VerificationReport(workloads=rows, skipped=tuple(deployment.skipped.items()),
+                              source=f"measured over HTTP from {deployment.base_url} on {cpu_name()}")
+
+
+def report(plan: Plan | str | Path, fmt: str, out: str | Path) -> Path:
+    """Write the cost report (csv or json); returns the path written."""
+    return write_report(_as_plan(plan), fmt, out)

@@ -1,0 +1,141 @@
+"""Candidate configurations: every (hardware, precision, batch size) a workload could run on.
+
+For each workload and each profile row of its model, this module sizes the
+replicas, predicts p99 and cost, and checks every per-workload limit. The
+optimizer then picks one feasible candidate per workload under the shared
+inventory. Infeasible candidates are kept, with the reason, because the plan
+reports every alternative it evaluated and why it lost.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Sequence
+
+from planner.catalog import Catalog
+from planner.latency import (DEFAULT_SERVING_OVERHEAD_MS, batch_wait_timeout_ms, predicted_p99_ms,
+                             replicas_for_demand)
+from planner.profiles import ProfileRow
+from planner.workloads import Workload
+
+
+@dataclass(frozen=True)
+class Candidate:
+    workload: str
+    hardware: str
+    precision: str
+    batch_size: int
+    units_per_replica: float        # vCPUs for CPU, devices for accelerators
+    replicas: int
+    devices: float                  # inventory units used: replicas x units_per_replica
+    unit: str                       # vcpu | gpu | tpu_chip
+    predicted_p99_ms: float
+    predicted_throughput_rps: float  # capacity of all replicas at 100% busy
+    batch_wait_timeout_ms: float
+    usd_per_hour: float
+    power_w: float                  # demand x energy per item (the energy objective)
+    quality_loss: float
+    memory_gib: float
+    profile_source: str             # measured | estimated | imported, with detail
+    feasible: bool
+    reason: str                     # "" when feasible, else the limit it breaks, with values
+
+    def describe(self) -> str:
+        return (f"{self.hardware} {self.precision} batch {self.batch_size} x{self.replicas} "
+                f"({self.devices:g} {self.unit})")
+
+
+def _source_label(row: ProfileRow) -> str:
+    return f"{row.source}: {row.source_detail}" if row.source_detail else row.source
+
+
+def evaluate_candidate(workload: Workload, row: ProfileRow, catalog: Catalog,
+                       inventory: Mapping[str, int] | None, max_utilization: float,
+                       serving_overhead_ms: float = DEFAULT_SERVING_OVERHEAD_MS) -> Candidate:
+    """Size replicas for one profile row and check every per-workload limit, in a fixed order."""
+    hw = catalog.get(row.hardware)
+    demand = workload.demand_rps
+    replicas = max(workload.min_replicas, replicas_for_demand(demand, row.throughput_rps, max_utilization))
+    per_replica_rps = demand / replicas
+    p99 = predicted_p99_ms(row.batch_size, row.latency_p99_ms, per_replica_rps, serving_overhead_ms)
+    devices = replicas * row.units_per_replica
+    # A catalog entry without a memory figure (e.g. a10g) cannot rule a model out on memory.
+    memory_limit_gib = None if hw.memory_gib is None else hw.memory_gib * row.units_per_replica
+    available = None if inventory is None else inventory.get(row.hardware, 0)
+
+    reason = ""
+    # 1. Only precisions the workload allows.
+    if row.precision not in workload.precisions:
+        reason = f"precision {row.precision} not allowed (allowed: {', '.join(workload.precisions)})"
+    # 2. Quality cost of the precision against fp32.
+    elif row.quality_loss > workload.max_quality_loss + 1e-12:
+        reason = f"quality_loss {row.quality_loss:.4g} > max_quality_loss {workload.max_quality_loss:g}"
+    # 3. The replica must fit in the memory of the units it occupies.
+    elif memory_limit_gib is not None and row.memory_gib > memory_limit_gib:
+        reason = f"memory {row.memory_gib:.3g} GiB > {memory_limit_gib:.3g} GiB on {row.hardware}"
+    # 4. Online work must meet its p99 target; batch work has only a deadline (throughput).
+    elif workload.kind == "online" and workload.p99_ms is not None and p99 > workload.p99_ms:
+        reason = f"predicted p99 {p99:.1f} ms > p99_ms {workload.p99_ms:g}"
+    # 5. No configuration may need more units than the inventory holds at all.
+    elif available is not None and devices > available:
+        reason = (f"needs {devices:g} {hw.unit} of {row.hardware}, inventory has {available}"
+                  if available else f"no {row.hardware} in the inventory")
+
+    return Candidate(
+        workload=workload.name, hardware=row.hardware, precision=row.precision, batch_size=row.batch_size,
+        units_per_replica=row.units_per_replica, replicas=replicas, devices=devices, unit=hw.unit,
+        predicted_p99_ms=p99, predicted_throughput_rps=replicas * row.throughput_rps,
+        batch_wait_timeout_ms=batch_wait_timeout_ms(row.batch_size, per_replica_rps),
+        usd_per_hour=devices * hw.usd_per_hour, power_w=demand * row.energy_j_per_item,
+        quality_loss=row.quality_loss, memory_gib=row.memory_gib, profile_source=_source_label(row),
+        feasible=not reason, reason=reason)
+
+
+def enumerate_candidates(workloads: Iterable[Workload], rows: Sequence[ProfileRow], catalog: Catalog,
+                         inventory: Mapping[str, int] | None, max_utilization: float,
+                         serving_overhead_ms: float = DEFAULT_SERVING_OVERHEAD_MS,
+                         ) -> dict[str, list[Candidate]]:
+    """All candidates per workload name, cheapest first (feasible before infeasible)."""
+    by_model: dict[str, list[ProfileRow]] = {}
+    for row in rows:
+        by_model.setdefault(row.model, []).append(row)
+    result: dict[str, list[Candidate]] = {}
+    for w in workloads:
+        cands = [evaluate_candidate(w, row, catalog, inventory, max_utilization, serving_overhead_ms)
+                 for row in by_model.get(w.model, [])]
+        cands.sort(key=lambda c: (not c.feasible, c.usd_per_hour, c.predicted_p99_ms))
+        result[w.name] = cands
+    return result
+
+
+def diagnose_infeasible_workload(workload: Workload, candidates: Sequence[Candidate]) -> str:
+    """Why no candidate works, with the best value any candidate reached for each failing limit."""
+    if not candidates:
+        return (f"workload '{workload.name}': no profile rows for model '{workload.model}'. "
+                f"To fix: profile it (`planner profile --models {workload.model}`) or add rows to the CSV")
+    allowed = [c for c in candidates if c.precision in workload.precisions]
+    if not allowed:
+        have = sorted({c.precision for c in candidates})
+        return (f"workload '{workload.name}': precisions limit is binding: profiles cover {have}, "
+                f"workload allows {list(workload.precisions)}. To fix: allow one of {have} or profile the others")
+    parts = []
+    best_quality = min(allowed, key=lambda c: c.quality_loss)
+    if best_quality.quality_loss > workload.max_quality_loss:
+        parts.append(f"max_quality_loss={workload.max_quality_loss:g} is binding: best reached "
+                     f"{best_quality.quality_loss:.4g} ({best_quality.precision})")
+    fits = [c for c in allowed if c.quality_loss <= workload.max_quality_loss]
+    in_memory = [c for c in fits if not c.reason.startswith("memory")]
+    if fits and not in_memory:
+        smallest = min(fits, key=lambda c: c.memory_gib)
+        parts.append(f"device memory is binding: smallest replica needs {smallest.memory_gib:.3g} GiB "
+                     f"({smallest.describe()})")
+    timely = [c for c in in_memory if not c.reason.startswith("predicted p99")]
+    if in_memory and not timely:
+        best = min(in_memory, key=lambda c: c.predicted_p99_ms)
+        parts.append(f"p99_ms={workload.p99_ms:g} is binding: best predicted p99 {best.predicted_p99_ms:.1f} ms "
+                     f"({best.describe()})")
+    if timely and not any(c.feasible for c in timely):
+        smallest = min(timely, key=lambda c: c.devices)
+        parts.append(f"inventory is binding: {smallest.reason} (smallest: {smallest.describe()})")
+    if not parts:
+        parts.append("every candidate breaks some limit: " + "; ".join(sorted({c.reason for c in candidates})))
+    return f"workload '{workload.name}' is infeasible: " + "; ".join(parts)

@@ -1,0 +1,191 @@
+"""The `planner` command line (also `python -m planner`).
+
+Every subcommand is a thin shell over planner.api. A user mistake prints one
+line, `error: <what> To fix: <how>`, and exits 2; an infeasible plan exits 3
+and writes nothing unless --allow-partial.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from rich.console import Console
+
+from planner.errors import PlannerError
+
+EXIT_USAGE = 2
+EXIT_INFEASIBLE = 3
+EXIT_VERIFY_FAILED = 4
+
+console = Console(stderr=False, highlight=False)
+errors = Console(stderr=True, highlight=False)
+
+
+def _csv_list(text: str) -> list[str]:
+    return [p.strip() for p in text.split(",") if p.strip()]
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(p) for p in _csv_list(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers, e.g. 1,2,4,8") from None
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: batch sizes must be positive integers, e.g. 1,2,4,8")
+    return values
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from planner import api
+    from planner.profiles import write_profiles_csv
+    from planner.views import ProfileProgress
+
+    models = _csv_list(args.models) if args.models else api.builtin_models()
+    with ProfileProgress(console, total=len(models) * len(_csv_list(args.precisions))) as progress:
+        result = api.profile(models, _csv_list(args.precisions), args.batch_sizes, hardware=args.hardware,
+                             threads=args.threads, catalog=args.catalog, address=args.address,
+                             on_progress=progress.advance)
+    for err in result.errors:
+        errors.print(f"[yellow]warning:[/] {err}")
+    write_profiles_csv(args.out, result.rows)
+    console.print(f"{result.points_measured} points measured, {result.points_skipped} skipped -> {args.out}")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from planner import api
+    from planner.plan import write_plan
+    from planner.views import print_plan
+
+    plan = api.plan(args.workloads, args.profiles, catalog=args.catalog, time_limit_s=args.time_limit)
+    print_plan(console, plan)
+    if not plan.ok:
+        for line in plan.infeasible:
+            errors.print(f"infeasible: {line}", soft_wrap=True)
+        if not args.allow_partial:
+            errors.print(f"no plan written to {args.out} (pass --allow-partial to write the placed part)")
+            return EXIT_INFEASIBLE
+    write_plan(args.out, plan)
+    console.print(f"plan written to {args.out}")
+    return 0 if plan.ok else EXIT_INFEASIBLE
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    import time
+
+    from planner import api
+
+    deployment = api.deploy(args.plan, catalog=args.catalog, address=args.address, http_port=args.port)
+    for name, url in deployment.urls.items():
+        console.print(f"deployed {name}: POST {url}")
+    for name, reason in deployment.skipped.items():
+        console.print(f"not deployed here: {name}: {reason}")
+    if args.address:
+        return 0  # the cluster keeps serving after this process exits
+    console.print("serving on an embedded Ray; press Ctrl-C to stop")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from planner import api
+    from planner.verification import write_verification
+    from planner.views import print_verification
+
+    target: object = args.url
+    if args.deploy:
+        target = api.deploy(args.plan, catalog=args.catalog, address=args.address, http_port=args.port)
+    result = api.verify(args.plan, target, duration_s=args.duration)
+    write_verification(args.out, result)
+    print_verification(console, result)
+    console.print(f"verification written to {args.out}")
+    return 0 if result.all_passed else EXIT_VERIFY_FAILED
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from planner import api
+
+    path = api.report(args.plan, args.format, args.out)
+    console.print(f"{args.format} cost report written to {path}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from planner.demo import run_demo
+
+    return run_demo(console, Path(args.out), workloads_path=args.workloads, duration_s=args.duration,
+                    quick=args.quick)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="planner", description="Cost-aware hardware planner for ML serving.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("profile", help="measure models on this cluster's hardware (Ray tasks)")
+    p.add_argument("--models", help="comma-separated model names (default: every built-in model)")
+    p.add_argument("--precisions", default="fp32,bf16")
+    p.add_argument("--batch-sizes", type=_int_list, default=[1, 2, 4, 8, 16, 32])
+    p.add_argument("--hardware", default="cpu-x86", help="catalog name of the hardware being profiled")
+    p.add_argument("--threads", type=int, default=1, help="vCPUs per CPU replica (what the row records)")
+    p.add_argument("--catalog")
+    p.add_argument("--address", help="Ray cluster address (default: an embedded local Ray)")
+    p.add_argument("--out", default="profiles.csv")
+    p.set_defaults(func=cmd_profile)
+
+    p = sub.add_parser("plan", help="choose hardware, precision, batch size and replicas (CP-SAT)")
+    p.add_argument("--workloads", required=True)
+    p.add_argument("--profiles", required=True)
+    p.add_argument("--catalog")
+    p.add_argument("--out", default="plan.json")
+    p.add_argument("--time-limit", type=float, default=10.0, help="solver time limit in seconds")
+    p.add_argument("--allow-partial", action="store_true", help="write the plan even if some workloads do not fit")
+    p.set_defaults(func=cmd_plan)
+
+    for name, func, text in (("deploy", cmd_deploy, "deploy a plan on Ray Serve"),
+                             ("verify", cmd_verify, "drive deployed workloads with Poisson load; compare")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("plan")
+        p.add_argument("--catalog")
+        p.add_argument("--address", help="Ray cluster address (default: an embedded local Ray)")
+        p.add_argument("--port", type=int, default=8000, help="Serve HTTP port")
+        p.set_defaults(func=func)
+    verify = sub.choices["verify"]
+    verify.add_argument("--url", default="http://127.0.0.1:8000", help="Serve HTTP base URL")
+    verify.add_argument("--deploy", action="store_true", help="deploy the plan first (embedded Ray)")
+    verify.add_argument("--duration", type=float, default=10.0, help="seconds of load per workload")
+    verify.add_argument("--out", default="verify.json")
+
+    p = sub.add_parser("report", help="write a cost report")
+    p.add_argument("plan")
+    p.add_argument("--format", default="csv", choices=["csv", "json"])
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("demo", help="profile -> plan -> deploy -> verify -> report, on an embedded Ray")
+    p.add_argument("--out", default="out")
+    p.add_argument("--workloads", default=None, help="workloads YAML (default: examples/workloads.yaml)")
+    p.add_argument("--duration", type=float, default=8.0, help="seconds of load per workload in verify")
+    p.add_argument("--quick", action="store_true", help="fewer batch sizes and shorter timing (for tests)")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except PlannerError as exc:
+        errors.print(f"error: {exc}", soft_wrap=True, markup=False)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        errors.print("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

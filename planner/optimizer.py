@@ -1,0 +1,173 @@
+"""Choose one configuration per workload with CP-SAT, minimising cost under shared inventory.
+
+Data: workloads w, and for each a list of candidates c (hardware h, precision,
+batch size, replicas r_c, units d_c = r_c x units_per_replica, cost p_c $/h,
+power e_c W) that already meet every per-workload limit (p99, throughput,
+memory, quality, min_replicas: see planner/candidates.py).
+
+Model::
+
+    x[w,c] in {0,1}                        choose candidate c for workload w
+    (1) sum_c x[w,c] = 1          for all w     each workload runs exactly one configuration
+    (2) sum_{w,c: h_c=h} d_c x[w,c] <= I_h  for all h with an inventory   shared devices
+    minimise  sum p_c x[w,c]      (objective: cost)  or  sum e_c x[w,c]  (objective: energy)
+
+Costs are scaled to integers through COST_SCALE (micro-dollars); device counts
+through UNIT_SCALE so fractional units (shared GPUs, later) stay exact.
+
+When (1)-(2) is infeasible, a second model makes placement optional and
+maximises the number of workloads placed, so the report can say which
+workload does not fit and which inventory limit binds.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+from ortools.sat.python import cp_model
+
+from planner.candidates import Candidate, diagnose_infeasible_workload
+from planner.plan import Plan, WorkloadPlan
+from planner.workloads import WorkloadSet
+
+COST_SCALE = 1_000_000      # $/h -> micro-$/h
+POWER_SCALE = 1_000         # W -> mW
+UNIT_SCALE = 1_000          # devices -> milli-devices
+_STATUS = {cp_model.OPTIMAL: "OPTIMAL", cp_model.FEASIBLE: "FEASIBLE", cp_model.INFEASIBLE: "INFEASIBLE",
+           cp_model.MODEL_INVALID: "MODEL_INVALID", cp_model.UNKNOWN: "UNKNOWN"}
+
+
+@dataclass(frozen=True)
+class SolverSettings:
+    time_limit_s: float = 10.0
+    num_workers: int = 2
+    random_seed: int = 0
+
+
+def _coefficient(c: Candidate, objective: str) -> int:
+    if objective == "energy":
+        return int(round(c.power_w * POWER_SCALE))
+    return int(round(c.usd_per_hour * COST_SCALE))
+
+
+def _build(workload_set: WorkloadSet, feasible: Mapping[str, Sequence[Candidate]], optional: bool):
+    model = cp_model.CpModel()
+    # Variables: x[w, i] for the i-th feasible candidate of workload w.
+    x = {(w, i): model.new_bool_var(f"x[{w},{i}]") for w, cands in feasible.items() for i in range(len(cands))}
+    placed = {}
+    for w, cands in feasible.items():
+        choice = [x[w, i] for i in range(len(cands))]
+        if optional:
+            placed[w] = model.new_bool_var(f"placed[{w}]")
+            model.add(sum(choice) == placed[w])
+        else:
+            # (1) each workload runs exactly one configuration.
+            model.add_exactly_one(choice)
+    # (2) devices used per hardware type stay within the inventory.
+    if workload_set.inventory is not None:
+        for hw, available in workload_set.inventory.items():
+            terms = [int(math.ceil(c.devices * UNIT_SCALE)) * x[w, i]
+                     for w, cands in feasible.items() for i, c in enumerate(cands) if c.hardware == hw]
+            if terms:
+                model.add(sum(terms) <= available * UNIT_SCALE)
+    return model, x, placed
+
+
+def _hint_greedy(model: cp_model.CpModel, x, feasible: Mapping[str, Sequence[Candidate]], objective: str) -> None:
+    """Hint each workload's cheapest candidate: optimal when inventory does not bind."""
+    for w, cands in feasible.items():
+        best = min(range(len(cands)), key=lambda i: _coefficient(cands[i], objective))
+        for i in range(len(cands)):
+            model.add_hint(x[w, i], i == best)
+
+
+def _solver(settings: SolverSettings) -> cp_model.CpSolver:
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = settings.time_limit_s
+    solver.parameters.num_workers = settings.num_workers
+    solver.parameters.random_seed = settings.random_seed
+    return solver
+
+
+def _inventory_diagnosis(workload_set: WorkloadSet, name: str, cands: Sequence[Candidate],
+                         used: Mapping[str, float]) -> str:
+    """Explain why a workload that fits alone does not fit beside the others."""
+    inventory = workload_set.inventory or {}
+    parts = []
+    for hw in sorted({c.hardware for c in cands}):
+        smallest = min((c for c in cands if c.hardware == hw), key=lambda c: c.devices)
+        available = inventory.get(hw, 0)
+        parts.append(f"{hw}: other workloads use {used.get(hw, 0):g} of {available} {smallest.unit}, "
+                     f"its smallest configuration needs {smallest.devices:g} ({smallest.describe()}); "
+                     f"raise inventory.{hw} to at least {used.get(hw, 0) + smallest.devices:g}")
+    return (f"workload '{name}' cannot be placed: the inventory limit is binding. " + "; ".join(parts)
+            + ". To fix: add inventory, or lower qps / relax p99_ms of some workload")
+
+
+def optimize(workload_set: WorkloadSet, candidates: Mapping[str, Sequence[Candidate]],
+             settings: SolverSettings = SolverSettings(), provenance: Mapping[str, object] | None = None) -> Plan:
+    """Solve the plan. Never raises for an infeasible instance: the Plan says INFEASIBLE and why."""
+    started = time.perf_counter()
+    objective = workload_set.objective
+    feasible = {w.name: [c for c in candidates.get(w.name, []) if c.feasible] for w in workload_set.workloads}
+    diagnoses = [diagnose_infeasible_workload(w, candidates.get(w.name, []))
+                 for w in workload_set.workloads if not feasible[w.name]]
+    placeable = {w: cands for w, cands in feasible.items() if cands}
+
+    model, x, _ = _build(workload_set, placeable, optional=False)
+    model.minimize(sum(_coefficient(c, objective) * x[w, i]
+                       for w, cands in placeable.items() for i, c in enumerate(cands)))
+    _hint_greedy(model, x, placeable, objective)
+    solver = _solver(settings)
+    status = solver.solve(model)
+    status_name = _STATUS.get(status, "UNKNOWN")
+    chosen: dict[str, Candidate] = {}
+    bound_scaled = 0.0
+
+    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        chosen = {w: next(c for i, c in enumerate(cands) if solver.value(x[w, i])) for w, cands in placeable.items()}
+        bound_scaled = solver.best_objective_bound
+    elif status == cp_model.INFEASIBLE and placeable:
+        # Inventory binds across workloads: place as many as possible, then explain the rest.
+        diag_model, dx, placed = _build(workload_set, placeable, optional=True)
+        big = 1 + sum(max(_coefficient(c, objective) for c in cands) for cands in placeable.values())
+        diag_model.maximize(big * sum(placed.values()) - sum(
+            _coefficient(c, objective) * dx[w, i] for w, cands in placeable.items() for i, c in enumerate(cands)))
+        diag_solver = _solver(settings)
+        if diag_solver.solve(diag_model) in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            chosen = {w: next(c for i, c in enumerate(cands) if diag_solver.value(dx[w, i]))
+                      for w, cands in placeable.items() if diag_solver.value(placed[w])}
+        used: dict[str, float] = {}
+        for c in chosen.values():
+            used[c.hardware] = used.get(c.hardware, 0.0) + c.devices
+        diagnoses += [_inventory_diagnosis(workload_set, w, cands, used)
+                      for w, cands in placeable.items() if w not in chosen]
+    if diagnoses:
+        status_name = "INFEASIBLE"
+
+    plans = []
+    for w in workload_set.workloads:
+        if w.name in chosen:
+            plans.append(WorkloadPlan(name=w.name, model=w.model, kind=w.kind, qps_target=w.demand_rps,
+                                      p99_ms_target=w.p99_ms, chosen=chosen[w.name],
+                                      alternatives=tuple(candidates.get(w.name, []))))
+    cost = sum(c.usd_per_hour for c in chosen.values())
+    power = sum(c.power_w for c in chosen.values())
+    if objective == "cost" and status_name in ("OPTIMAL", "FEASIBLE"):
+        bound = bound_scaled / COST_SCALE
+    else:
+        bound = cost if status_name == "OPTIMAL" else 0.0
+    info = dict(provenance or {})
+    info.update({"solver": f"OR-Tools CP-SAT {_ortools_version()}", "solver_workers": settings.num_workers,
+                 "solver_time_limit_s": settings.time_limit_s})
+    return Plan(status=status_name, objective=objective, objective_usd_per_hour=cost,
+                best_bound_usd_per_hour=bound, objective_power_w=power,
+                solve_seconds=time.perf_counter() - started, workloads=tuple(plans),
+                infeasible=tuple(diagnoses), provenance=info)
+
+
+def _ortools_version() -> str:
+    import ortools
+    return getattr(ortools, "__version__", "unknown")

@@ -1,0 +1,144 @@
+"""The plan record and its JSON form (plan.json, documented in docs/formats.md).
+
+The optimizer returns a `Plan`; the CLI, deployer, verifier and reports read
+it. plan.json is a persisted boundary, so reading it back checks its shape and
+names the field at fault.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from planner.candidates import Candidate
+from planner.errors import InputError
+from planner.profiles import write_atomically
+
+PLAN_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class WorkloadPlan:
+    name: str
+    model: str
+    kind: str
+    qps_target: float                 # demand in requests (items) per second
+    p99_ms_target: float | None       # None for batch work
+    chosen: Candidate
+    alternatives: tuple[Candidate, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    status: str                       # OPTIMAL | FEASIBLE | INFEASIBLE
+    objective: str                    # cost | energy
+    objective_usd_per_hour: float
+    best_bound_usd_per_hour: float
+    objective_power_w: float
+    solve_seconds: float
+    workloads: tuple[WorkloadPlan, ...]
+    infeasible: tuple[str, ...] = ()  # one diagnosis per workload that could not be placed
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("OPTIMAL", "FEASIBLE") and not self.infeasible
+
+    def workload(self, name: str) -> WorkloadPlan:
+        for w in self.workloads:
+            if w.name == name:
+                return w
+        raise InputError("workload", name, "not in this plan",
+                         f"use one of {', '.join(w.name for w in self.workloads)}")
+
+
+_CHOSEN_FIELDS = ("hardware", "precision", "batch_size", "replicas", "devices", "unit", "units_per_replica",
+                  "predicted_p99_ms", "predicted_throughput_rps", "usd_per_hour", "batch_wait_timeout_ms",
+                  "power_w", "quality_loss", "memory_gib", "profile_source")
+_ALTERNATIVE_FIELDS = ("hardware", "precision", "batch_size", "replicas", "devices", "units_per_replica",
+                       "predicted_p99_ms", "usd_per_hour", "feasible", "reason")
+
+
+def _round(value: Any) -> Any:
+    return round(value, 6) if isinstance(value, float) else value
+
+
+def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    workloads = []
+    for w in plan.workloads:
+        entry: dict[str, Any] = {"name": w.name, "model": w.model, "kind": w.kind,
+                                 "qps_target": _round(w.qps_target), "p99_ms_target": w.p99_ms_target}
+        entry.update({k: _round(getattr(w.chosen, k)) for k in _CHOSEN_FIELDS})
+        entry["alternatives"] = [{k: _round(getattr(c, k)) for k in _ALTERNATIVE_FIELDS} for c in w.alternatives]
+        workloads.append(entry)
+    return {
+        "format_version": PLAN_FORMAT_VERSION,
+        "status": plan.status,
+        "objective": plan.objective,
+        "objective_usd_per_hour": _round(plan.objective_usd_per_hour),
+        "best_bound_usd_per_hour": _round(plan.best_bound_usd_per_hour),
+        "objective_power_w": _round(plan.objective_power_w),
+        "solve_seconds": _round(plan.solve_seconds),
+        "workloads": workloads,
+        "infeasible": list(plan.infeasible),
+        "provenance": dict(plan.provenance),
+    }
+
+
+def write_plan(path: str | Path, plan: Plan) -> Path:
+    return write_atomically(path, json.dumps(plan_to_dict(plan), indent=2) + "\n")
+
+
+def _candidate_from(entry: Mapping[str, Any], workload: str, where: str, chosen: bool) -> Candidate:
+    defaults = {f.name: None for f in fields(Candidate)}
+    values: dict[str, Any] = {**defaults, "workload": workload, "feasible": True, "reason": "", "unit": "",
+                              "batch_wait_timeout_ms": 0.0, "power_w": 0.0, "quality_loss": 0.0,
+                              "memory_gib": 0.0, "profile_source": "", "predicted_throughput_rps": 0.0}
+    required = _CHOSEN_FIELDS[:5] + ("predicted_p99_ms", "usd_per_hour")
+    for key in required:
+        if key not in entry:
+            raise InputError(f"{where}.{key}", None, "missing from plan.json",
+                             "regenerate the plan with `planner plan`")
+    values.update({k: entry[k] for k in entry if k in defaults and k != "workload"})
+    values["units_per_replica"] = values.get("units_per_replica") or 1.0
+    return Candidate(**values)
+
+
+def plan_from_dict(data: Mapping[str, Any], source: str = "plan.json") -> Plan:
+    try:
+        workloads = []
+        for i, entry in enumerate(data["workloads"]):
+            where = f"{source}: workloads[{i}]"
+            chosen = _candidate_from(entry, entry["name"], where, chosen=True)
+            alternatives = tuple(_candidate_from(a, entry["name"], f"{where}.alternatives[{j}]", chosen=False)
+                                 for j, a in enumerate(entry.get("alternatives", [])))
+            workloads.append(WorkloadPlan(name=entry["name"], model=entry["model"], kind=entry.get("kind", "online"),
+                                          qps_target=float(entry["qps_target"]),
+                                          p99_ms_target=entry.get("p99_ms_target"),
+                                          chosen=chosen, alternatives=alternatives))
+        return Plan(status=data["status"], objective=data.get("objective", "cost"),
+                    objective_usd_per_hour=float(data["objective_usd_per_hour"]),
+                    best_bound_usd_per_hour=float(data.get("best_bound_usd_per_hour", 0.0)),
+                    objective_power_w=float(data.get("objective_power_w", 0.0)),
+                    solve_seconds=float(data.get("solve_seconds", 0.0)), workloads=tuple(workloads),
+                    infeasible=tuple(data.get("infeasible", ())), provenance=data.get("provenance", {}))
+    except KeyError as exc:
+        raise InputError(f"{source}", str(exc.args[0]), "required field missing",
+                         "regenerate the plan with `planner plan`") from None
+
+
+def read_plan(path: str | Path) -> Plan:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("plan", str(path), "file not found", "pass a plan.json written by `planner plan`")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(str(path), f"line {exc.lineno}", "not valid JSON",
+                         "regenerate the plan with `planner plan`") from None
+    return plan_from_dict(data, str(path))
+
+
+def candidate_as_dict(c: Candidate) -> dict[str, Any]:
+    return {k: _round(v) for k, v in asdict(c).items()}

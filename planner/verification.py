@@ -1,0 +1,85 @@
+"""Verification results: what a deployed plan measured under load, beside what it predicted.
+
+Pure: the load generator (cluster/loadgen.py) produces latencies; this module
+turns them into verify.json's rows and the pass/fail verdict.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from planner.profiles import write_atomically
+
+# Offered Poisson load fluctuates: over a short window the achieved rate may fall
+# a few percent short of the target without the server being at fault.
+THROUGHPUT_TOLERANCE = 0.10
+
+
+@dataclass(frozen=True)
+class WorkloadVerification:
+    name: str
+    url: str
+    qps_target: float
+    duration_s: float
+    requests: int
+    throughput_rps: float
+    p50_ms: float | None
+    p99_ms: float | None
+    p99_ms_target: float | None
+    predicted_p99_ms: float
+    errors: int
+    passed: bool
+    notes: str
+
+    def as_json(self) -> dict:
+        data = asdict(self)
+        data["pass"] = data.pop("passed")
+        return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in data.items()}
+
+
+@dataclass(frozen=True)
+class VerificationReport:
+    workloads: tuple[WorkloadVerification, ...]
+    skipped: tuple[tuple[str, str], ...] = ()   # (workload, why it was not deployed here)
+    source: str = ""                            # where the measurements were taken
+
+    @property
+    def all_passed(self) -> bool:
+        return all(w.passed for w in self.workloads)
+
+
+def summarise(name: str, url: str, qps_target: float, duration_s: float, latencies_ms: Sequence[float],
+              errors: int, elapsed_s: float, p99_ms_target: float | None, predicted_p99_ms: float,
+              error_samples: Sequence[str] = ()) -> WorkloadVerification:
+    """Percentiles, achieved rate and the verdict for one workload's load window."""
+    completed = len(latencies_ms)
+    throughput = completed / elapsed_s if elapsed_s > 0 else 0.0
+    p50 = float(np.percentile(latencies_ms, 50)) if completed else None
+    p99 = float(np.percentile(latencies_ms, 99)) if completed else None
+    problems = []
+    if errors:
+        problems.append(f"{errors} failed requests ({'; '.join(error_samples[:2])})")
+    if completed == 0:
+        problems.append("no request completed")
+    if p99 is not None and p99_ms_target is not None and p99 > p99_ms_target:
+        problems.append(f"p99 {p99:.1f} ms > target {p99_ms_target:g} ms")
+    if throughput < qps_target * (1 - THROUGHPUT_TOLERANCE):
+        problems.append(f"throughput {throughput:.1f} rps < {100 * (1 - THROUGHPUT_TOLERANCE):.0f}% of {qps_target:g}")
+    return WorkloadVerification(name=name, url=url, qps_target=qps_target, duration_s=duration_s,
+                                requests=completed + errors, throughput_rps=throughput, p50_ms=p50, p99_ms=p99,
+                                p99_ms_target=p99_ms_target, predicted_p99_ms=predicted_p99_ms, errors=errors,
+                                passed=not problems, notes="; ".join(problems))
+
+
+def verification_to_dict(report: VerificationReport) -> dict:
+    return {"source": report.source,
+            "workloads": [w.as_json() for w in report.workloads],
+            "skipped": [{"name": n, "reason": r} for n, r in report.skipped]}
+
+
+def write_verification(path: str | Path, report: VerificationReport) -> Path:
+    return write_atomically(path, json.dumps(verification_to_dict(report), indent=2) + "\n")

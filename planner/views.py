@@ -1,0 +1,72 @@
+"""Terminal rendering of plans, verification results and profiling progress (rich).
+
+Every figure shown says where it came from: plan rows carry their profile's
+source (measured on which device, estimated, imported), and verification rows
+are labelled as measured over HTTP.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from planner.plan import Plan
+from planner.report import HOURS_PER_MONTH
+from planner.verification import VerificationReport
+
+
+def print_plan(console: Console, plan: Plan) -> None:
+    table = Table(title=f"Plan: {plan.status}, ${plan.objective_usd_per_hour:.4f}/h "
+                        f"(${plan.objective_usd_per_hour * HOURS_PER_MONTH:,.2f}/month), "
+                        f"bound ${plan.best_bound_usd_per_hour:.4f}/h, solved in {plan.solve_seconds:.2f}s",
+                  title_justify="left")
+    for col in ("workload", "hardware", "precision", "batch", "replicas", "units", "p99 pred (ms)",
+                "target (ms)", "capacity (rps)", "demand (rps)", "$/h", "profile source"):
+        table.add_column(col, overflow="fold")
+    for w in plan.workloads:
+        c = w.chosen
+        table.add_row(w.name, c.hardware, c.precision, str(c.batch_size), str(c.replicas), f"{c.devices:g} {c.unit}",
+                      f"{c.predicted_p99_ms:.1f}", "-" if w.p99_ms_target is None else f"{w.p99_ms_target:g}",
+                      f"{c.predicted_throughput_rps:.0f}", f"{w.qps_target:.1f}", f"{c.usd_per_hour:.4f}",
+                      c.profile_source.split(";")[0])
+    console.print(table)
+
+
+def print_verification(console: Console, result: VerificationReport) -> None:
+    table = Table(title=f"Verification ({result.source})", title_justify="left")
+    for col in ("workload", "qps target", "achieved rps", "p50 (ms)", "p99 (ms)", "p99 pred (ms)",
+                "p99 target (ms)", "errors", "pass"):
+        table.add_column(col)
+
+    def ms(v: float | None) -> str:
+        return "-" if v is None else f"{v:.1f}"
+    for w in result.workloads:
+        table.add_row(w.name, f"{w.qps_target:.1f}", f"{w.throughput_rps:.1f}", ms(w.p50_ms), ms(w.p99_ms),
+                      ms(w.predicted_p99_ms), ms(w.p99_ms_target), str(w.errors),
+                      "[green]pass[/]" if w.passed else f"[red]FAIL[/] {w.notes}")
+    console.print(table)
+    for name, reason in result.skipped:
+        console.print(f"  not deployed here: {name}: {reason}")
+
+
+class ProfileProgress:
+    """A progress bar over profiling tasks; `advance` is the Ray wrapper's on_done callback."""
+
+    def __init__(self, console: Console, total: int):
+        self.progress = Progress(TextColumn("profiling"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                                 transient=False)
+        self.task = self.progress.add_task("", total=total)
+
+    def __enter__(self) -> "ProfileProgress":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.stop()
+
+    def advance(self, outcome: Any) -> None:
+        job = outcome.job
+        self.progress.update(self.task, advance=1, description=f"{job.model} {job.precision} on {job.hardware}")

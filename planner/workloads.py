@@ -1,0 +1,250 @@
+"""Workload files: what each model must serve, and the limits of the plan.
+
+A workload file is YAML::
+
+    objective: cost            # cost | energy
+    max_utilization: 0.8       # replicas are sized to run at most this busy
+    inventory:                 # optional: hardware name -> units available (GPUs, TPU chips, vCPUs)
+      cpu-x86: 8
+    workloads:
+      - name: digits
+        model: mlp_digits
+        kind: online
+        qps: 50
+        p99_ms: 100
+        precisions: [fp32, bf16]
+        max_quality_loss: 0.01
+        min_replicas: 1
+      - name: nightly-embed
+        model: transformer_small
+        kind: batch
+        items: 200000
+        deadline_h: 8
+
+Parsing is strict (unknown fields are errors) because a misspelt limit that is
+silently ignored yields a plan that breaks the SLO it was meant to keep.
+Pydantic checks the shape at the edge; the planner works on the frozen
+dataclasses below.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Literal, Mapping
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from planner.errors import InputError
+
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+OBJECTIVES = ("cost", "energy")
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One model to serve (online) or one job to finish by a deadline (batch)."""
+
+    name: str
+    model: str
+    kind: Literal["online", "batch"]
+    precisions: tuple[str, ...]
+    max_quality_loss: float
+    min_replicas: int
+    qps: float | None = None            # online: requests per second to sustain
+    p99_ms: float | None = None         # online: end-to-end p99 latency target
+    items: int | None = None            # batch: items to process
+    deadline_h: float | None = None     # batch: hours to finish them in
+
+    @property
+    def demand_rps(self) -> float:
+        """Throughput the plan must sustain; a batch job is planned as items/deadline for now."""
+        if self.kind == "online":
+            assert self.qps is not None
+            return self.qps
+        assert self.items is not None and self.deadline_h is not None
+        return self.items / (self.deadline_h * 3600.0)
+
+
+@dataclass(frozen=True)
+class WorkloadSet:
+    workloads: tuple[Workload, ...]
+    objective: str = "cost"
+    max_utilization: float = 0.8
+    inventory: Mapping[str, int] | None = None   # None: rent whatever the catalog lists
+    source_path: str = ""
+    by_name: Mapping[str, Workload] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "by_name", {w.name: w for w in self.workloads})
+
+
+# --- the file's schema (the edge) ---------------------------------------------------------
+
+class _WorkloadModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    model: str = Field(min_length=1)
+    kind: Literal["online", "batch"] = "online"
+    qps: float | None = Field(default=None, gt=0)
+    p99_ms: float | None = Field(default=None, gt=0)
+    items: int | None = Field(default=None, gt=0)
+    deadline_h: float | None = Field(default=None, gt=0)
+    precisions: list[Literal["fp32", "bf16", "fp16", "int8"]] = Field(default_factory=lambda: ["fp32"], min_length=1)
+    max_quality_loss: float = Field(default=0.0, ge=0)
+    min_replicas: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> "_WorkloadModel":
+        need = ("qps", "p99_ms") if self.kind == "online" else ("items", "deadline_h")
+        other = ("items", "deadline_h") if self.kind == "online" else ("qps", "p99_ms")
+        for name in need:
+            if getattr(self, name) is None:
+                raise _KindError(name, None, f"required for kind: {self.kind}",
+                                 f"add {name} to workload '{self.name}'")
+        for name in other:
+            if getattr(self, name) is not None:
+                raise _KindError(name, getattr(self, name), f"not used by kind: {self.kind}",
+                                 f"remove {name}, or set kind to the kind that uses it")
+        return self
+
+
+class _FileModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    objective: Literal["cost", "energy"] = "cost"
+    max_utilization: float = Field(default=0.8, gt=0, le=1)
+    inventory: dict[str, int] | None = None
+    workloads: list[_WorkloadModel] = Field(min_length=1)
+
+
+class _KindError(ValueError):
+    """Raised inside validation so the message can name the exact field."""
+
+    def __init__(self, field_name: str, value: object, problem: str, fix: str):
+        self.field_name, self.value, self.problem, self.fix = field_name, value, problem, fix
+        super().__init__(problem)
+
+
+_FIXES = {
+    "greater_than": "use a positive number",
+    "greater_than_equal": "use a number at or above the minimum",
+    "less_than_equal": "use a number at or below the maximum",
+    "literal_error": "use one of the allowed values",
+    "missing": "add the field",
+    "string_pattern_mismatch": "use letters, digits, '-', '_' or '.'",
+}
+
+
+def _field_path(loc: tuple, raw: object) -> str:
+    """Turn pydantic's location into 'workloads[1].qps', with the workload's name when known."""
+    parts: list[str] = []
+    node = raw
+    for item in loc:
+        if isinstance(item, int):
+            label = f"[{item}]"
+            if isinstance(node, list) and item < len(node) and isinstance(node[item], dict) and node[item].get("name"):
+                label = f"[{item}:{node[item]['name']}]"
+            parts.append(label)
+            node = node[item] if isinstance(node, list) and item < len(node) else None
+        else:
+            parts.append(("." if parts else "") + str(item))
+            node = node.get(item) if isinstance(node, dict) else None
+    return "".join(parts)
+
+
+def _lookup(raw: object, loc: tuple) -> object:
+    node = raw
+    for item in loc:
+        try:
+            node = node[item]  # type: ignore[index]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node
+
+
+def _to_input_error(source: str, exc: ValidationError, raw: object) -> InputError:
+    err = exc.errors()[0]
+    loc = tuple(err["loc"])
+    ctx = err.get("ctx") or {}
+    if isinstance(ctx.get("error"), _KindError):
+        kind_err: _KindError = ctx["error"]
+        return InputError(f"{source}: {_field_path(loc + (kind_err.field_name,), raw)}", kind_err.value,
+                          kind_err.problem, kind_err.fix)
+    value = _lookup(raw, loc)
+    if err["type"] == "extra_forbidden":
+        parent = _FileModel if len(loc) == 1 else _WorkloadModel
+        allowed = sorted(parent.model_fields)
+        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        return InputError(f"{source}: {_field_path(loc, raw)}", value, "unknown field",
+                          f"{hint}allowed fields are {', '.join(allowed)}")
+    fix = _FIXES.get(err["type"], "see docs/formats.md")
+    if err["type"] == "literal_error" and "expected" in ctx:
+        fix = f"use one of {ctx['expected']}"
+    return InputError(f"{source}: {_field_path(loc, raw)}", value, err["msg"].lower(), fix)
+
+
+def parse_workloads(raw: object, source: str = "<workloads>", *,
+                    known_models: Iterable[str] | None = None,
+                    known_hardware: Iterable[str] | None = None) -> WorkloadSet:
+    """Validate a parsed YAML document; names unknown models/hardware when lists are given.
+
+    A model name containing ':' is a user model (`package.module:factory`) and is
+    checked when it is first loaded, not here.
+    """
+    if not isinstance(raw, dict):
+        raise InputError(source, type(raw).__name__, "expected a mapping with a 'workloads' list",
+                         "see examples/workloads.yaml for the layout")
+    try:
+        parsed = _FileModel.model_validate(raw)
+    except ValidationError as exc:
+        raise _to_input_error(source, exc, raw) from None
+
+    names = [w.name for w in parsed.workloads]
+    for i, name in enumerate(names):
+        if names.index(name) != i:
+            raise InputError(f"{source}: workloads[{i}].name", name, "duplicate workload name",
+                             "give every workload a unique name")
+    models = set(known_models) if known_models is not None else None
+    hardware = set(known_hardware) if known_hardware is not None else None
+    for i, w in enumerate(parsed.workloads):
+        if models is not None and ":" not in w.model and w.model not in models:
+            close = difflib.get_close_matches(w.model, sorted(models), n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise InputError(f"{source}: workloads[{i}:{w.name}].model", w.model, "unknown model",
+                             f"{hint}use a built-in model ({', '.join(sorted(models))}) "
+                             "or a user model as 'package.module:factory'")
+    for hw_name, count in (parsed.inventory or {}).items():
+        if hardware is not None and hw_name not in hardware:
+            close = difflib.get_close_matches(hw_name, sorted(hardware), n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise InputError(f"{source}: inventory.{hw_name}", hw_name, "unknown hardware (not in the catalog)",
+                             f"{hint}use a catalog name ({', '.join(sorted(hardware))}) or pass --catalog")
+        if count < 0:
+            raise InputError(f"{source}: inventory.{hw_name}", count, "must be >= 0",
+                             "give the number of units available (GPUs, TPU chips or vCPUs)")
+
+    workloads = tuple(
+        Workload(name=w.name, model=w.model, kind=w.kind, precisions=tuple(dict.fromkeys(w.precisions)),
+                 max_quality_loss=w.max_quality_loss, min_replicas=w.min_replicas, qps=w.qps,
+                 p99_ms=w.p99_ms, items=w.items, deadline_h=w.deadline_h)
+        for w in parsed.workloads)
+    return WorkloadSet(workloads=workloads, objective=parsed.objective, max_utilization=parsed.max_utilization,
+                       inventory=dict(parsed.inventory) if parsed.inventory is not None else None,
+                       source_path=source)
+
+
+def load_workloads(path: str | Path, **known: Iterable[str] | None) -> WorkloadSet:
+    """Read and validate a workload YAML file (see the module docstring for the layout)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("--workloads", str(path), "file not found",
+                         "pass the path of a workloads YAML file, e.g. examples/workloads.yaml")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise InputError(str(path), "<yaml>", f"not valid YAML{where}", "fix the YAML syntax") from None
+    return parse_workloads(raw, str(path), **known)
