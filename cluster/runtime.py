@@ -14,6 +14,11 @@ from planner.errors import ClusterError
 EMBEDDED_OBJECT_STORE_BYTES = 200 * 2**20
 
 
+def quiet_serve_logs() -> None:
+    """Serve logs every application start at INFO on the driver; the CLI prints its own summary."""
+    logging.getLogger("ray.serve").setLevel(logging.WARNING)
+
+
 def _quiet_env() -> None:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -27,6 +32,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> str:
     _quiet_env()
     import ray
 
+    quiet_serve_logs()
     if ray.is_initialized():
         return "attached (already initialised)"
     try:

@@ -96,7 +96,7 @@ def plan(workloads: WorkloadSet | str | Path, profiles: Iterable[ProfileRow] | P
     sources = sorted({r.source for r in rows})
     provenance["profile_sources"] = sources
     candidates = enumerate_candidates(workloads.workloads, rows, cat, workloads.inventory,
-                                      workloads.max_utilization)
+                                      workloads.max_utilization, workloads.serving_overhead_ms)
     return optimize(workloads, candidates, SolverSettings(time_limit_s=time_limit_s, num_workers=num_workers),
                     provenance)
 

@@ -22,16 +22,21 @@ def print_plan(console: Console, plan: Plan) -> None:
                         f"(${plan.objective_usd_per_hour * HOURS_PER_MONTH:,.2f}/month), "
                         f"bound ${plan.best_bound_usd_per_hour:.4f}/h, solved in {plan.solve_seconds:.2f}s",
                   title_justify="left")
-    for col in ("workload", "hardware", "precision", "batch", "replicas", "units", "p99 pred (ms)",
-                "target (ms)", "capacity (rps)", "demand (rps)", "$/h", "profile source"):
-        table.add_column(col, overflow="fold")
+    for col in ("workload", "hardware", "prec", "batch", "repl", "units", "p99 pred", "p99 target",
+                "demand rps", "$/h", "source"):
+        table.add_column(col, no_wrap=col in ("workload", "hardware"))
+    details: dict[str, str] = {}
     for w in plan.workloads:
         c = w.chosen
+        kind, _, detail = c.profile_source.partition(": ")
+        mark = details.setdefault(detail, f"[{len(details) + 1}]") if detail else ""
         table.add_row(w.name, c.hardware, c.precision, str(c.batch_size), str(c.replicas), f"{c.devices:g} {c.unit}",
                       f"{c.predicted_p99_ms:.1f}", "-" if w.p99_ms_target is None else f"{w.p99_ms_target:g}",
-                      f"{c.predicted_throughput_rps:.0f}", f"{w.qps_target:.1f}", f"{c.usd_per_hour:.4f}",
-                      c.profile_source.split(";")[0])
+                      f"{w.qps_target:.1f}", f"{c.usd_per_hour:.4f}", f"{kind}{mark}")
     console.print(table)
+    for detail, mark in details.items():
+        console.print(f"  {mark} {detail}", soft_wrap=True)
+    console.print("  p99 pred = batch formation wait + measured batch p99 + serving overhead (docs/optimization.md)")
 
 
 def print_verification(console: Console, result: VerificationReport) -> None:

@@ -4,6 +4,7 @@ A workload file is YAML::
 
     objective: cost            # cost | energy
     max_utilization: 0.8       # replicas are sized to run at most this busy
+    serving_overhead_ms: 10    # per-request HTTP/serving overhead added to predicted p99
     inventory:                 # optional: hardware name -> units available (GPUs, TPU chips, vCPUs)
       cpu-x86: 8
     workloads:
@@ -37,6 +38,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from planner.errors import InputError
+from planner.latency import DEFAULT_SERVING_OVERHEAD_MS
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 OBJECTIVES = ("cost", "energy")
@@ -73,6 +75,7 @@ class WorkloadSet:
     objective: str = "cost"
     max_utilization: float = 0.8
     inventory: Mapping[str, int] | None = None   # None: rent whatever the catalog lists
+    serving_overhead_ms: float = DEFAULT_SERVING_OVERHEAD_MS
     source_path: str = ""
     by_name: Mapping[str, Workload] = field(init=False, repr=False, compare=False)
 
@@ -114,6 +117,7 @@ class _FileModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
     objective: Literal["cost", "energy"] = "cost"
     max_utilization: float = Field(default=0.8, gt=0, le=1)
+    serving_overhead_ms: float = Field(default=DEFAULT_SERVING_OVERHEAD_MS, ge=0)
     inventory: dict[str, int] | None = None
     workloads: list[_WorkloadModel] = Field(min_length=1)
 
@@ -232,7 +236,7 @@ def parse_workloads(raw: object, source: str = "<workloads>", *,
         for w in parsed.workloads)
     return WorkloadSet(workloads=workloads, objective=parsed.objective, max_utilization=parsed.max_utilization,
                        inventory=dict(parsed.inventory) if parsed.inventory is not None else None,
-                       source_path=source)
+                       serving_overhead_ms=parsed.serving_overhead_ms, source_path=source)
 
 
 def load_workloads(path: str | Path, **known: Iterable[str] | None) -> WorkloadSet:

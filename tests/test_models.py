@@ -57,11 +57,20 @@ NOT_CALLABLE = 42
 
 @pytest.fixture(scope="module", autouse=True)
 def _cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """One shared cache per module, so the MLP trains once for all tests that build it."""
+    """One shared cache per module, so the MLP trains once for all tests that build it.
+
+    Also one torch thread: on a 2-core box shared with other jobs, oversubscribed
+    intra-op threads make these small models several times slower.
+    """
     path = tmp_path_factory.mktemp("planner-cache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PLANNER_CACHE_DIR", str(path))
-        yield path
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("PLANNER_CACHE_DIR", str(path))
+            yield path
+    finally:
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

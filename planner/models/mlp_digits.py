@@ -81,23 +81,31 @@ def accuracy(module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def train() -> dict[str, torch.Tensor]:
-    """Train from scratch with Adam; deterministic for a given thread count.
+    """Train from scratch with Adam on one intra-op thread, then restore the caller's count.
 
-    Shuffling uses a local ``torch.Generator`` so callers' RNG streams are unaffected.
+    One thread because these 64-row batches gain nothing from parallelism, are several
+    times slower when threads are oversubscribed (Ray workers, a busy 2-core box), and
+    the result is then bit-identical whatever the machine's core count. Shuffling uses
+    a local ``torch.Generator`` so callers' RNG streams are unaffected.
     """
     x_tr, y_tr, _, _ = _split()
-    model = _architecture().train()
-    opt = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
-    gen = torch.Generator().manual_seed(SEED)
-    loss_fn = nn.CrossEntropyLoss()
-    with torch.enable_grad():
-        for _ in range(EPOCHS):
-            order = torch.randperm(x_tr.shape[0], generator=gen)
-            for start in range(0, x_tr.shape[0], BATCH_SIZE):
-                idx = order[start:start + BATCH_SIZE]
-                opt.zero_grad(set_to_none=True)
-                loss_fn(model(x_tr[idx]), y_tr[idx]).backward()
-                opt.step()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model = _architecture().train()
+        opt = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
+        gen = torch.Generator().manual_seed(SEED)
+        loss_fn = nn.CrossEntropyLoss()
+        with torch.enable_grad():
+            for _ in range(EPOCHS):
+                order = torch.randperm(x_tr.shape[0], generator=gen)
+                for start in range(0, x_tr.shape[0], BATCH_SIZE):
+                    idx = order[start:start + BATCH_SIZE]
+                    opt.zero_grad(set_to_none=True)
+                    loss_fn(model(x_tr[idx]), y_tr[idx]).backward()
+                    opt.step()
+    finally:
+        torch.set_num_threads(threads)
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 

@@ -1,0 +1,138 @@
+"""The CP-SAT formulation: cheapest choice, inventory sharing, infeasibility diagnoses, and
+agreement with exhaustive search on small random instances."""
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+
+from planner.candidates import enumerate_candidates
+from planner.latency import batch_wait_timeout_ms, predicted_p99_ms, replicas_for_demand
+from planner.optimizer import optimize
+from planner.profiles import ProfileRow
+from planner.workloads import Workload, WorkloadSet
+
+
+def row(model: str, hardware: str, precision: str = "fp32", batch: int = 1, p99: float = 5.0,
+        rps: float = 100.0, mem: float = 0.1, quality: float = 0.0) -> ProfileRow:
+    return ProfileRow(model, hardware, precision, batch, p99 * 0.8, p99, rps, mem, 0.01, quality, "imported",
+                      source_detail="synthetic test row")
+
+
+def online(name: str, model: str, qps: float, p99_ms: float, precisions=("fp32",), max_quality_loss=0.0,
+           min_replicas=1) -> Workload:
+    return Workload(name, model, "online", tuple(precisions), max_quality_loss, min_replicas, qps=qps, p99_ms=p99_ms)
+
+
+def solve(workloads, rows, catalog, inventory=None, util=0.8, overhead=0.0):
+    ws = WorkloadSet(tuple(workloads), inventory=inventory, max_utilization=util, serving_overhead_ms=overhead)
+    cands = enumerate_candidates(ws.workloads, rows, catalog, inventory, util, overhead)
+    return optimize(ws, cands), cands
+
+
+def test_latency_model_formulas():
+    assert batch_wait_timeout_ms(1, 10.0) == 0.0
+    assert batch_wait_timeout_ms(5, 100.0) == pytest.approx(40.0)
+    assert predicted_p99_ms(5, 3.0, 100.0, serving_overhead_ms=2.0) == pytest.approx(45.0)
+    assert replicas_for_demand(100.0, 125.0, 0.8) == 1
+    assert replicas_for_demand(100.1, 125.0, 0.8) == 2
+
+
+def test_picks_cheapest_feasible_candidate(catalog):
+    rows = [row("m", "cpu-x86", rps=50), row("m", "t4", rps=5000)]
+    plan, _ = solve([online("w", "m", qps=400, p99_ms=50)], rows, catalog)
+    # cpu: ceil(400 / 40) = 10 vCPU x 0.0446 = 0.446 $/h < one T4 at 0.526 $/h
+    assert plan.status == "OPTIMAL"
+    chosen = plan.workloads[0].chosen
+    assert (chosen.hardware, chosen.replicas) == ("cpu-x86", 10)
+    assert plan.objective_usd_per_hour == pytest.approx(10 * 0.0446)
+    assert plan.best_bound_usd_per_hour == pytest.approx(plan.objective_usd_per_hour)
+
+
+def test_latency_target_excludes_slow_candidates(catalog):
+    rows = [row("m", "cpu-x86", p99=80.0, rps=1000), row("m", "t4", p99=5.0, rps=1000)]
+    plan, cands = solve([online("w", "m", qps=100, p99_ms=50)], rows, catalog)
+    assert plan.workloads[0].chosen.hardware == "t4"
+    cpu = next(c for c in cands["w"] if c.hardware == "cpu-x86")
+    assert not cpu.feasible and "p99" in cpu.reason
+
+
+def test_quality_and_precision_limits(catalog):
+    rows = [row("m", "cpu-x86", "int8", quality=0.02), row("m", "cpu-x86", "bf16", quality=0.001, rps=90),
+            row("m", "cpu-x86", "fp32", rps=10)]
+    plan, cands = solve([online("w", "m", qps=50, p99_ms=100, precisions=("fp32", "bf16", "int8"),
+                                max_quality_loss=0.01)], rows, catalog)
+    assert plan.workloads[0].chosen.precision == "bf16"
+    reasons = {c.precision: c.reason for c in cands["w"]}
+    assert "quality_loss" in reasons["int8"]
+
+
+def test_memory_limit(catalog):
+    rows = [row("m", "t4", mem=40.0, rps=1e4), row("m", "h100", mem=40.0, rps=1e4)]
+    plan, cands = solve([online("w", "m", qps=10, p99_ms=100)], rows, catalog)
+    assert plan.workloads[0].chosen.hardware == "h100"
+    assert next(c for c in cands["w"] if c.hardware == "t4").reason.startswith("memory")
+
+
+def test_shared_inventory_moves_a_workload_to_other_hardware(catalog):
+    rows = [row("m", "cpu-x86", rps=100), row("m", "t4", rps=10_000)]
+    workloads = [online("a", "m", qps=240, p99_ms=50), online("b", "m", qps=240, p99_ms=50)]
+    unbounded, _ = solve(workloads, rows, catalog)
+    assert {w.chosen.hardware for w in unbounded.workloads} == {"cpu-x86"}
+    plan, _ = solve(workloads, rows, catalog, inventory={"cpu-x86": 4, "t4": 1})
+    assert plan.status == "OPTIMAL"
+    assert sorted(w.chosen.hardware for w in plan.workloads) == ["cpu-x86", "t4"]
+    assert sum(w.chosen.devices for w in plan.workloads if w.chosen.hardware == "cpu-x86") <= 4
+
+
+def test_inventory_infeasibility_names_workload_and_limit(catalog):
+    rows = [row("m", "cpu-x86", rps=100)]
+    # a needs 3 vCPUs, b needs 2; only one fits in 4. The cheaper placement keeps b and leaves a out.
+    workloads = [online("a", "m", qps=240, p99_ms=50), online("b", "m", qps=100, p99_ms=50)]
+    plan, _ = solve(workloads, rows, catalog, inventory={"cpu-x86": 4})
+    assert plan.status == "INFEASIBLE" and not plan.ok
+    assert [w.name for w in plan.workloads] == ["b"]
+    assert len(plan.infeasible) == 1
+    message = plan.infeasible[0]
+    assert "'a'" in message and "inventory" in message and "cpu-x86" in message and "at least 5" in message
+
+
+def test_per_workload_infeasibility_reports_best_value(catalog):
+    rows = [row("m", "cpu-x86", p99=30.0), row("m", "t4", p99=12.0)]
+    plan, _ = solve([online("w", "m", qps=10, p99_ms=10)], rows, catalog)
+    assert plan.status == "INFEASIBLE"
+    assert "p99_ms=10 is binding" in plan.infeasible[0] and "12.0 ms" in plan.infeasible[0]
+
+
+def _exhaustive(workloads, cands, inventory):
+    feasible = [[c for c in cands[w.name] if c.feasible] for w in workloads]
+    best = None
+    for combo in itertools.product(*feasible):
+        used: dict[str, float] = {}
+        for c in combo:
+            used[c.hardware] = used.get(c.hardware, 0) + c.devices
+        if all(used.get(h, 0) <= n for h, n in inventory.items()):
+            cost = sum(c.usd_per_hour for c in combo)
+            best = cost if best is None else min(best, cost)
+    return best
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_matches_exhaustive_search_on_random_instances(catalog, seed):
+    rng = random.Random(seed)
+    hardware = ["cpu-x86", "t4", "l4", "a100-40gb"]
+    models = ["m0", "m1", "m2"]
+    rows = [row(m, h, p, b, p99=rng.uniform(1, 40), rps=rng.uniform(20, 3000), quality=rng.choice([0, 0.005, 0.02]))
+            for m in models for h in hardware for p in ("fp32", "bf16") for b in (1, 8)]
+    workloads = [online(f"w{i}", rng.choice(models), qps=rng.uniform(10, 800), p99_ms=rng.uniform(20, 200),
+                        precisions=("fp32", "bf16"), max_quality_loss=0.01) for i in range(4)]
+    inventory = {"cpu-x86": rng.randint(0, 40), "t4": rng.randint(0, 2), "l4": rng.randint(0, 2),
+                 "a100-40gb": rng.randint(0, 1)}
+    plan, cands = solve(workloads, rows, catalog, inventory=inventory, overhead=2.0)
+    best = _exhaustive(workloads, cands, inventory)
+    if best is None:
+        assert plan.status == "INFEASIBLE"
+    else:
+        assert plan.status == "OPTIMAL"
+        assert plan.objective_usd_per_hour == pytest.approx(best, abs=1e-5)
