@@ -1,0 +1,41 @@
+"""`planner demo` end to end, as `make demo` runs it (quick mode, own embedded Ray, own port)."""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+FIELDS = {"name", "hardware", "precision", "batch_size", "replicas", "predicted_p99_ms",
+          "predicted_throughput_rps", "usd_per_hour", "devices", "alternatives"}
+
+
+def test_demo_profiles_plans_deploys_verifies_and_reports(tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "planner", "demo", "--out", str(out), "--quick",
+                           "--duration", "4", "--port", "8124"],
+                          capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert proc.returncode in (0, 4), proc.stdout[-3000:] + proc.stderr[-3000:]  # 4: an SLO missed under load
+
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["status"] in ("OPTIMAL", "FEASIBLE")
+    assert len(plan["workloads"]) >= 3
+    for w in plan["workloads"]:
+        assert FIELDS <= set(w) and w["profile_source"].startswith("measured")
+
+    profiles = list(csv.DictReader((out / "profiles.csv").open()))
+    assert profiles and all(r["source"] == "measured" and r["hardware"] == "cpu-x86" for r in profiles)
+    assert {r["precision"] for r in profiles} >= {"fp32", "bf16"}
+
+    verify = json.loads((out / "verify.json").read_text())
+    assert {w["name"] for w in verify["workloads"]} == {w["name"] for w in plan["workloads"]}
+    for w in verify["workloads"]:
+        assert w["errors"] == 0 and w["p50_ms"] > 0 and w["p99_ms"] >= w["p50_ms"]
+        assert {"qps_target", "throughput_rps", "predicted_p99_ms", "pass"} <= set(w)
+
+    report = list(csv.DictReader((out / "cost_report.csv").open()))
+    total = next(r for r in report if r["scope"] == "total")
+    assert abs(float(total["usd_per_hour"]) - plan["objective_usd_per_hour"]) < 1e-6

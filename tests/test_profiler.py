@@ -1,0 +1,63 @@
+"""The profiler core (no Ray) and its Ray task wrapper on a real local Ray."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from planner.errors import PlannerError
+from planner.models import get_model
+from planner.profiler import TimingBudget, profile_point, time_callable
+
+
+def test_timing_stops_when_budget_is_met_with_an_injected_clock():
+    ticks = itertools.count(step=0.01)  # every clock read advances 10 ms
+    calls = []
+    sample = time_callable(lambda: calls.append(1), TimingBudget(warmup_iters=2, warmup_s=0.0, min_iters=5,
+                                                                 min_seconds=0.1, max_seconds=10.0),
+                           clock=lambda: next(ticks))
+    # Each timed call spans one tick (10 ms); min_seconds=0.1 needs ~5 loop iterations of 2 reads each.
+    assert len(sample.latencies_ms) >= 5
+    assert all(lat == pytest.approx(10.0) for lat in sample.latencies_ms)
+    assert sample.cv == pytest.approx(0.0, abs=1e-9)
+
+
+def test_profile_point_measures_the_mlp_on_cpu(catalog):
+    spec = get_model("mlp_digits")
+    row = profile_point(spec, "fp32", 8, catalog.get("cpu-x86"), threads=1,
+                        budget=TimingBudget(min_iters=20, min_seconds=0.05, max_seconds=1.0))
+    assert row.source == "measured" and row.hardware == "cpu-x86" and row.units_per_replica == 1.0
+    assert 0 < row.latency_p50_ms <= row.latency_p90_ms <= row.latency_p99_ms
+    assert row.throughput_rps == pytest.approx(8000.0 / (row.latency_p50_ms), rel=0.5)
+    assert row.samples >= 20 and row.memory_gib > 0
+    assert row.energy_source.startswith("estimated") and row.energy_j_per_item > 0
+    assert "thread" in row.device_name and row.quality_loss == 0.0
+
+
+def test_refuses_to_record_cpu_timings_as_gpu(catalog):
+    with pytest.raises(PlannerError, match="refusing to record CPU timings as GPU"):
+        profile_point(get_model("mlp_digits"), "fp32", 1, catalog.get("h100"), device="cpu")
+
+
+def test_ray_tasks_profile_models_and_stop_growing_batches(ray_local, catalog):
+    from cluster.profiling import ProfileJob, run_profile_jobs
+
+    jobs = [ProfileJob("mlp_digits", "fp32", "cpu-x86", (1, 4)),
+            ProfileJob("mlp_digits", "bf16", "cpu-x86", (1, 4)),
+            # A 1e-6 ms cap is below any real batch: only the first size is measured, the rest skipped.
+            ProfileJob("transformer_small", "fp32", "cpu-x86", (1, 2, 4), max_batch_latency_ms=1e-6)]
+    seen = []
+    outcomes = run_profile_jobs(jobs, catalog, on_done=seen.append, max_concurrent=2)
+    assert len(seen) == 3 and all(not o.error for o in outcomes)
+    by_job = {(o.job.model, o.job.precision): o for o in outcomes}
+    assert [r.batch_size for r in by_job["mlp_digits", "fp32"].rows] == [1, 4]
+    assert [r.batch_size for r in by_job["transformer_small", "fp32"].rows] == [1]
+    assert by_job["transformer_small", "fp32"].skipped_batch_sizes == (2, 4)
+    assert all(r.source == "measured" for o in outcomes for r in o.rows)
+
+
+def test_gpu_job_without_a_gpu_reports_an_error_not_a_row(catalog):
+    from cluster.profiling import ProfileJob, run_profile_job
+
+    outcome = run_profile_job(ProfileJob("mlp_digits", "fp32", "t4", (1,)), catalog.get("t4"), device="cpu")
+    assert outcome.rows == () and "refusing" in outcome.error

@@ -1,0 +1,87 @@
+"""Ray Serve deployment of a plan and verification under load: real local Ray, real HTTP."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+
+from planner import api
+from planner.profiles import ProfileRow
+from planner.workloads import Workload, WorkloadSet
+
+PORT = 8123
+
+
+def _rows() -> list[ProfileRow]:
+    return [ProfileRow("mlp_digits", "cpu-x86", "fp32", b, 0.2 * b, 0.5 * b, 2000.0 * b, 0.01, 0.001, 0.0,
+                       "imported", source_detail="hand-written test rows") for b in (1, 4)]
+
+
+@pytest.fixture(scope="module")
+def deployed(ray_local, catalog):
+    workloads = WorkloadSet((Workload("digits", "mlp_digits", "online", ("fp32",), 0.0, 2, qps=40, p99_ms=200),
+                             Workload("never-here", "transformer_small", "online", ("fp32",), 0.0, 1, qps=5,
+                                      p99_ms=200)),
+                            serving_overhead_ms=10.0)
+    # The second workload's only profile is on an H100, which this machine does not have.
+    rows = _rows() + [ProfileRow("transformer_small", "h100", "fp32", 1, 0.1, 0.2, 1e4, 1.0, 0.0, 0.0, "imported")]
+    plan = api.plan(workloads, rows, catalog=catalog)
+    assert plan.ok and plan.workload("never-here").chosen.hardware == "h100"
+    deployment = api.deploy(plan, catalog=catalog, http_port=PORT)
+    yield plan, deployment
+    from ray import serve
+    for name in deployment.urls:
+        serve.delete(name)
+
+
+def test_plan_replicas_and_batching_reach_serve(deployed):
+    from ray import serve
+    plan, deployment = deployed
+    digits = plan.workload("digits")
+    assert deployment.urls["digits"] == f"http://127.0.0.1:{PORT}/digits"
+    status = serve.status().applications["digits"]
+    assert status.status == "RUNNING"
+    replicas = status.deployments["digits"].replica_states.get("RUNNING", 0)
+    assert replicas == digits.chosen.replicas == 2
+
+
+def test_workloads_on_missing_hardware_are_skipped_with_reason(deployed):
+    _, deployment = deployed
+    assert "never-here" not in deployment.urls
+    assert "never-here" in deployment.skipped and "has none" in deployment.skipped["never-here"]
+
+
+def test_http_inference_returns_the_models_prediction(deployed):
+    from planner.models import get_model
+    spec = get_model("mlp_digits")
+    x, y = spec.calibration()
+    resp = requests.post(f"http://127.0.0.1:{PORT}/digits", json={"inputs": x[0].tolist()}, timeout=30)
+    assert resp.status_code == 200
+    body = resp.json()
+    assert body["precision"] == "fp32" and len(body["outputs"]) == 10
+    assert max(range(10), key=body["outputs"].__getitem__) == int(y[0])
+
+
+@pytest.mark.parametrize("payload, status, needle", [
+    (json.dumps({"inputs": [0.0] * 63}), 422, "expects [64]"),
+    ("not json", 400, "could not read inputs"),
+    (json.dumps({"x": 1}), 400, "could not read inputs"),
+    (json.dumps({"inputs": [0.0] * 300_000}), 413, "exceeds"),
+])
+def test_bad_requests_get_a_4xx_with_a_message(deployed, payload, status, needle):
+    resp = requests.post(f"http://127.0.0.1:{PORT}/digits", data=payload, timeout=30)
+    assert resp.status_code == status
+    assert needle in resp.json()["error"]
+
+
+def test_verify_drives_poisson_load_and_measures(deployed):
+    plan, deployment = deployed
+    result = api.verify(plan, deployment, duration_s=3.0, warmup_requests=3)
+    (row,) = result.workloads
+    assert row.name == "digits" and row.errors == 0
+    assert row.requests == round(40 * 3.0)
+    assert row.p50_ms is not None and 0 < row.p50_ms <= row.p99_ms
+    assert row.throughput_rps == pytest.approx(40, rel=0.1)
+    assert result.skipped and result.skipped[0][0] == "never-here"
+    assert result.source.startswith("measured over HTTP")
