@@ -20,7 +20,6 @@ the batch's p50 latency (the profiler issue adds NVML and RAPL meters).
 """
 from __future__ import annotations
 
-import os
 import platform
 import statistics
 import time
@@ -136,9 +135,12 @@ def estimate_cpu_memory_gib(module: torch.nn.Module, batch: torch.Tensor) -> flo
     finally:
         for h in handles:
             h.remove()
-    # Quantised modules keep packed weights outside parameters(); count them via state_dict.
-    packed = sum(v.numel() * v.element_size() for v in module.state_dict().values()
-                 if isinstance(v, torch.Tensor) and v.is_quantized)
+    # Dynamically quantised Linears keep their int8 weights in a packed (weight, bias) tuple
+    # outside parameters(); count those from the state_dict.
+    packed = 0
+    for value in module.state_dict().values():
+        if isinstance(value, tuple):
+            packed += sum(t.numel() * t.element_size() for t in value if isinstance(t, torch.Tensor))
     return (total + sum(outputs) + packed) / 2**30
 
 
@@ -189,7 +191,3 @@ def profile_point(spec: ModelSpec, precision: str, batch_size: int, hardware: Ha
         samples=len(sample.latencies_ms), latency_cv=sample.cv,
         measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
-
-
-def default_threads() -> int:
-    return max(1, min(os.cpu_count() or 1, 1))
