@@ -50,14 +50,15 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> str:
 
 
 def shutdown_ray() -> None:
+    """Disconnect; an embedded Ray stops with its Serve apps, a real cluster keeps serving.
+
+    No serve.shutdown() here: on a cluster it would tear down the user's
+    deployments, and on an embedded Ray, ray.shutdown() already ends them
+    (calling both makes the raylet print a spurious graceful_shutdown error).
+    """
     import ray
 
     if ray.is_initialized():
-        try:
-            from ray import serve
-            serve.shutdown()
-        except Exception:  # noqa: BLE001 - Serve may never have started; shutting down is best effort
-            pass
         ray.shutdown()
 
 

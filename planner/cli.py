@@ -19,8 +19,10 @@ EXIT_USAGE = 2
 EXIT_INFEASIBLE = 3
 EXIT_VERIFY_FAILED = 4
 
-console = Console(stderr=False, highlight=False)
-errors = Console(stderr=True, highlight=False)
+# Rich falls back to 80 columns when output is not a terminal (make, CI logs), which folds
+# the plan table into unreadable slivers; log files can be wider.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
+errors = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
 
 
 def _csv_list(text: str) -> list[str]:

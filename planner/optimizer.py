@@ -15,6 +15,13 @@ Model::
 Costs are scaled to integers through COST_SCALE (micro-dollars); device counts
 through UNIT_SCALE so fractional units (shared GPUs, later) stay exact.
 
+Before solving, dominated candidates are dropped: on the same hardware with the
+same device count, a candidate no better in the objective (cost or power), no
+faster and no better in quality than another can be swapped for it in any solution without
+changing cost or inventory use. This shrinks the model and breaks cost ties
+toward latency headroom (a same-price plan with p99 at 149 of 150 ms is worse
+than one at 30 ms).
+
 When (1)-(2) is infeasible, a second model makes placement optional and
 maximises the number of workloads placed, so the report can say which
 workload does not fit and which inventory limit binds.
@@ -52,6 +59,28 @@ def _coefficient(c: Candidate, objective: str) -> int:
     return int(round(c.usd_per_hour * COST_SCALE))
 
 
+def prune_dominated(cands: Sequence[Candidate], objective: str = "cost") -> list[Candidate]:
+    """Keep, per (hardware, devices), only candidates no other one beats on every criterion.
+
+    The criteria are the objective's own coefficient (cost, or power for the energy
+    objective), predicted p99 and quality loss; nothing else enters the model.
+    """
+    groups: dict[tuple[str, float], list[Candidate]] = {}
+    for c in cands:
+        groups.setdefault((c.hardware, c.devices), []).append(c)
+    kept: list[Candidate] = []
+    for group in groups.values():
+        group.sort(key=lambda c: (_coefficient(c, objective), c.predicted_p99_ms, c.quality_loss))
+        front: list[Candidate] = []
+        for c in group:
+            if not any(_coefficient(k, objective) <= _coefficient(c, objective)
+                       and k.predicted_p99_ms <= c.predicted_p99_ms and k.quality_loss <= c.quality_loss
+                       for k in front):
+                front.append(c)
+        kept.extend(front)
+    return kept
+
+
 def _build(workload_set: WorkloadSet, feasible: Mapping[str, Sequence[Candidate]], optional: bool):
     model = cp_model.CpModel()
     # Variables: x[w, i] for the i-th feasible candidate of workload w.
@@ -76,9 +105,9 @@ def _build(workload_set: WorkloadSet, feasible: Mapping[str, Sequence[Candidate]
 
 
 def _hint_greedy(model: cp_model.CpModel, x, feasible: Mapping[str, Sequence[Candidate]], objective: str) -> None:
-    """Hint each workload's cheapest candidate: optimal when inventory does not bind."""
+    """Hint each workload's cheapest candidate (fastest among equals): optimal when inventory does not bind."""
     for w, cands in feasible.items():
-        best = min(range(len(cands)), key=lambda i: _coefficient(cands[i], objective))
+        best = min(range(len(cands)), key=lambda i: (_coefficient(cands[i], objective), cands[i].predicted_p99_ms))
         for i in range(len(cands)):
             model.add_hint(x[w, i], i == best)
 
@@ -114,7 +143,7 @@ def optimize(workload_set: WorkloadSet, candidates: Mapping[str, Sequence[Candid
     feasible = {w.name: [c for c in candidates.get(w.name, []) if c.feasible] for w in workload_set.workloads}
     diagnoses = [diagnose_infeasible_workload(w, candidates.get(w.name, []))
                  for w in workload_set.workloads if not feasible[w.name]]
-    placeable = {w: cands for w, cands in feasible.items() if cands}
+    placeable = {w: prune_dominated(cands, objective) for w, cands in feasible.items() if cands}
 
     model, x, _ = _build(workload_set, placeable, optional=False)
     model.minimize(sum(_coefficient(c, objective) * x[w, i]

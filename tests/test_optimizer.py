@@ -136,3 +136,12 @@ def test_matches_exhaustive_search_on_random_instances(catalog, seed):
     else:
         assert plan.status == "OPTIMAL"
         assert plan.objective_usd_per_hour == pytest.approx(best, abs=1e-5)
+
+
+def test_cost_ties_break_toward_latency_headroom(catalog):
+    # Same price (one vCPU each); batch 8 waits for its batch, batch 1 does not.
+    rows = [row("m", "cpu-x86", batch=8, p99=2.0, rps=4000), row("m", "cpu-x86", batch=1, p99=1.0, rps=1000)]
+    plan, cands = solve([online("w", "m", qps=20, p99_ms=500)], rows, catalog)
+    assert {c.usd_per_hour for c in cands["w"]} == {0.0446}
+    assert plan.workloads[0].chosen.batch_size == 1
+    assert len(plan.workloads[0].alternatives) == 2  # the dominated one is still reported
