@@ -40,6 +40,8 @@ from planner.plan import Plan, WorkloadPlan
 from planner.workloads import WorkloadSet
 
 COST_SCALE = 1_000_000      # $/h -> micro-$/h
+TIE_SCALE = 1_000           # objective units per micro-$ (or mW): room below them for the tie-break
+
 POWER_SCALE = 1_000         # W -> mW
 UNIT_SCALE = 1_000          # devices -> milli-devices
 _STATUS = {cp_model.OPTIMAL: "OPTIMAL", cp_model.FEASIBLE: "FEASIBLE", cp_model.INFEASIBLE: "INFEASIBLE",
@@ -57,6 +59,13 @@ def _coefficient(c: Candidate, objective: str) -> int:
     if objective == "energy":
         return int(round(c.power_w * POWER_SCALE))
     return int(round(c.usd_per_hour * COST_SCALE))
+
+
+def _tie_break(c: Candidate, workload_p99_ms: float | None, levels: int) -> int:
+    """0..levels, lower for more latency headroom; never outweighs one objective unit in total."""
+    if levels <= 0 or not workload_p99_ms:
+        return 0
+    return int(round(levels * min(1.0, c.predicted_p99_ms / workload_p99_ms)))
 
 
 def prune_dominated(cands: Sequence[Candidate], objective: str = "cost") -> list[Candidate]:
@@ -146,7 +155,12 @@ def optimize(workload_set: WorkloadSet, candidates: Mapping[str, Sequence[Candid
     placeable = {w: prune_dominated(cands, objective) for w, cands in feasible.items() if cands}
 
     model, x, _ = _build(workload_set, placeable, optional=False)
-    model.minimize(sum(_coefficient(c, objective) * x[w, i]
+    # Objective: the cost (or power) in units scaled by TIE_SCALE, plus a tie-break that prefers
+    # latency headroom among equal-cost choices. The tie-breaks of all workloads add up to less
+    # than TIE_SCALE, i.e. less than one micro-dollar, so they never buy a dearer plan.
+    levels = (TIE_SCALE - 1) // max(1, len(placeable))
+    targets = {w.name: w.p99_ms for w in workload_set.workloads}
+    model.minimize(sum((_coefficient(c, objective) * TIE_SCALE + _tie_break(c, targets[w], levels)) * x[w, i]
                        for w, cands in placeable.items() for i, c in enumerate(cands)))
     _hint_greedy(model, x, placeable, objective)
     solver = _solver(settings)
@@ -157,7 +171,10 @@ def optimize(workload_set: WorkloadSet, candidates: Mapping[str, Sequence[Candid
 
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         chosen = {w: next(c for i, c in enumerate(cands) if solver.value(x[w, i])) for w, cands in placeable.items()}
-        bound_scaled = solver.best_objective_bound
+        bound_scaled = solver.best_objective_bound / TIE_SCALE
+    elif status == cp_model.UNKNOWN and placeable:
+        diagnoses.append(f"the solver found no plan within its time limit ({settings.time_limit_s:g} s). "
+                         "To fix: raise --time-limit, or plan fewer workloads at once")
     elif status == cp_model.INFEASIBLE and placeable:
         # Inventory binds across workloads: place as many as possible, then explain the rest.
         diag_model, dx, placed = _build(workload_set, placeable, optional=True)

@@ -10,7 +10,10 @@ tool. Required columns::
 Optional columns (defaults in brackets): latency_p90_ms [blank],
 units_per_replica [1: a CPU row's vCPUs/threads, else devices], device_name [""],
 source_detail [""], energy_source [""], samples [blank], latency_cv [blank],
-measured_at [""].
+measured_at [""]; efficiency: flops_per_item, bytes_per_item, achieved_tflops,
+achieved_gbps, peak_fraction [blank]; estimates: uncertainty_pct [blank];
+provenance: device_fingerprint, runtime_version, framework_version,
+code_version [""]; mode [inference | training_step].
 
 `source` is one of measured | estimated | imported, so a figure never hides
 where it came from; `source_detail` says on what device, by which model, or
@@ -19,6 +22,7 @@ from which file.
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import math
 import os
@@ -56,6 +60,30 @@ class ProfileRow:
     samples: int | None = None
     latency_cv: float | None = None
     measured_at: str = ""
+    # Efficiency: counted work per item, and how much of the catalog's peak it achieved.
+    flops_per_item: float | None = None
+    bytes_per_item: float | None = None
+    achieved_tflops: float | None = None
+    achieved_gbps: float | None = None
+    peak_fraction: float | None = None      # achieved / catalog peak for this device and precision
+    uncertainty_pct: float | None = None    # estimated rows: +- this much on throughput
+    # Provenance: enough to tell whether two rows are comparable.
+    device_fingerprint: str = ""            # e.g. GPU UUID hash / CPU model + flags hash
+    runtime_version: str = ""               # driver / CUDA runtime
+    framework_version: str = ""             # torch x.y / jax x.y
+    code_version: str = ""                  # git commit of the profiler
+    mode: str = "inference"                 # inference | training_step
+
+
+@dataclass(frozen=True)
+class SkippedPoint:
+    """A grid point not measured, and why: unsupported precision, out of memory, or pruned."""
+    model: str
+    hardware: str
+    precision: str
+    batch_size: int
+    status: str        # unsupported | oom | pruned | error
+    reason: str
 
     @property
     def key(self) -> tuple[str, str, str, int, float]:
@@ -64,9 +92,10 @@ class ProfileRow:
 
 COLUMNS = tuple(f.name for f in fields(ProfileRow))
 _INT = {"batch_size", "samples"}
+_OPTIONAL_NUMBERS = {"latency_p90_ms", "samples", "latency_cv", "flops_per_item", "bytes_per_item",
+                     "achieved_tflops", "achieved_gbps", "peak_fraction", "uncertainty_pct"}
 _FLOAT = {"latency_p50_ms", "latency_p99_ms", "throughput_rps", "memory_gib", "energy_j_per_item",
-          "quality_loss", "latency_p90_ms", "units_per_replica", "latency_cv"}
-_OPTIONAL_NUMBERS = {"latency_p90_ms", "samples", "latency_cv"}
+          "quality_loss", "units_per_replica"} | (_OPTIONAL_NUMBERS - {"samples"})
 _DEFAULTS = {f.name: f.default for f in fields(ProfileRow) if f.name not in REQUIRED_COLUMNS}
 
 
@@ -77,9 +106,14 @@ def _parse_cell(path: str, line: int, column: str, text: str) -> object:
         return None
     if column in _INT:
         try:
-            value = int(float(text))
+            number = float(text)
         except ValueError:
+            number = float("nan")
+        if not number.is_integer():
             raise InputError(where, text, "not a whole number", "write an integer") from None
+        value = int(number)
+        if value < 0:
+            raise InputError(where, text, "must be >= 0", "write a non-negative integer")
         if value < 1 and column == "batch_size":
             raise InputError(where, text, "must be >= 1", "write a positive batch size")
         return value
@@ -111,6 +145,14 @@ def read_profiles_csv(path: str | Path, known_hardware: Iterable[str] | None = N
         if missing:
             raise InputError(f"{path}: header", ",".join(header), f"missing columns {missing}",
                              f"the CSV needs at least: {', '.join(REQUIRED_COLUMNS)}")
+        # A misspelt optional column would otherwise be dropped without a word.
+        unknown = [c for c in header if c not in COLUMNS]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], COLUMNS, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise InputError(f"{path}: header", unknown[0], "unknown column",
+                             f"{hint}known columns are {', '.join(COLUMNS)}; "
+                             "see docs/formats.md for the columns")
         rows: list[ProfileRow] = []
         for line, record in enumerate(reader, start=2):
             values: dict[str, object] = dict(_DEFAULTS)
