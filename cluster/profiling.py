@@ -17,7 +17,8 @@ from typing import Callable, Sequence
 
 from planner.catalog import Catalog, HardwareType
 from planner.errors import ClusterError, PlannerError
-from planner.profiles import ProfileRow
+from planner.profiles import ProfileRow, SkippedPoint
+from planner.profiler import TimingBudget
 
 
 @dataclass(frozen=True)
@@ -34,30 +35,30 @@ class ProfileJob:
 class ProfileOutcome:
     job: ProfileJob
     rows: tuple[ProfileRow, ...]
-    skipped_batch_sizes: tuple[int, ...]
+    skipped: tuple[SkippedPoint, ...]
     error: str = ""
 
+    @property
+    def skipped_batch_sizes(self) -> tuple[int, ...]:
+        return tuple(p.batch_size for p in self.skipped)
 
-def run_profile_job(job: ProfileJob, hardware: HardwareType, device: str) -> ProfileOutcome:
+
+def run_profile_job(job: ProfileJob, hardware: HardwareType, device: str,
+                    budget: TimingBudget | None = None) -> ProfileOutcome:
     """The body of one task; plain Python so it also runs without Ray (e.g. on a GPU box)."""
     from planner.models import get_model
-    from planner.models.quality import measure_quality_loss
-    from planner.profiler import profile_point
+    from planner.profiler import profile_grid
 
     try:
         spec = get_model(job.model)
-        quality = measure_quality_loss(spec, job.precision, device).quality_loss
-        rows: list[ProfileRow] = []
-        sizes = sorted(job.batch_sizes)
-        for i, batch_size in enumerate(sizes):
-            row = profile_point(spec, job.precision, batch_size, hardware, device=device,
-                                threads=job.threads, quality_loss=quality)
-            rows.append(row)
-            if job.max_batch_latency_ms is not None and row.latency_p50_ms > job.max_batch_latency_ms:
-                return ProfileOutcome(job, tuple(rows), tuple(sizes[i + 1:]))
-        return ProfileOutcome(job, tuple(rows), ())
+        rows, skipped = profile_grid(spec, [job.precision], job.batch_sizes, hardware, device=device,
+                                     threads=job.threads, budget=budget or TimingBudget(),
+                                     max_batch_latency_ms=job.max_batch_latency_ms)
+        return ProfileOutcome(job, tuple(rows), tuple(skipped))
     except PlannerError as exc:
-        return ProfileOutcome(job, (), tuple(job.batch_sizes), error=str(exc))
+        skipped = tuple(SkippedPoint(job.model, job.hardware, job.precision, b, "error", str(exc))
+                        for b in job.batch_sizes)
+        return ProfileOutcome(job, (), skipped, error=str(exc))
 
 
 def _task_options(hardware: HardwareType, threads: int) -> dict:
@@ -68,14 +69,14 @@ def _task_options(hardware: HardwareType, threads: int) -> dict:
     return {"num_cpus": 1, "resources": {"TPU": 1}, "accelerator_type": hardware.ray_accelerator_type}
 
 
-def _remote_job(job: ProfileJob, hardware: HardwareType) -> ProfileOutcome:
+def _remote_job(job: ProfileJob, hardware: HardwareType, budget: TimingBudget | None) -> ProfileOutcome:
     device = "cpu" if hardware.kind == "cpu" else "cuda:0"
-    return run_profile_job(job, hardware, device)
+    return run_profile_job(job, hardware, device, budget)
 
 
 def run_profile_jobs(jobs: Sequence[ProfileJob], catalog: Catalog,
                      on_done: Callable[[ProfileOutcome], None] | None = None,
-                     max_concurrent: int | None = None) -> list[ProfileOutcome]:
+                     max_concurrent: int | None = None, budget: TimingBudget | None = None) -> list[ProfileOutcome]:
     """Run every job as a Ray task on matching hardware; returns outcomes as they finish.
 
     `max_concurrent` caps tasks in flight: an embedded Ray may advertise more
@@ -95,14 +96,16 @@ def run_profile_jobs(jobs: Sequence[ProfileJob], catalog: Catalog,
         while queue and len(pending) < limit:
             job = queue.pop(0)
             hardware = catalog.get(job.hardware)
-            ref = remote.options(**_task_options(hardware, job.threads), max_retries=1).remote(job, hardware)
+            ref = remote.options(**_task_options(hardware, job.threads), max_retries=1).remote(job, hardware, budget)
             pending[ref] = job
         ready, _ = ray.wait(list(pending), num_returns=1)
         job = pending.pop(ready[0])
         try:
             outcome = ray.get(ready[0])
         except ray.exceptions.RayError as exc:
-            outcome = ProfileOutcome(job, (), tuple(job.batch_sizes), error=f"task failed: {exc}")
+            outcome = ProfileOutcome(job, (), tuple(SkippedPoint(job.model, job.hardware, job.precision, b, "error",
+                                                                 f"task failed: {exc}") for b in job.batch_sizes),
+                                     error=f"task failed: {exc}")
         outcomes.append(outcome)
         if on_done is not None:
             on_done(outcome)

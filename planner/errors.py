@@ -41,3 +41,11 @@ class InfeasiblePlanError(PlannerError):
 
 class ClusterError(PlannerError):
     """Ray, Serve or the load generator could not do what was asked."""
+
+
+class MeterError(PlannerError):
+    """An energy meter (NVML, RAPL) could not be opened or read; ``select_meter`` falls back to the estimate."""
+
+    def __init__(self, reason: str, fix: str):
+        self.reason, self.fix = reason, fix
+        super().__init__(f"{reason}. To fix: {fix}")

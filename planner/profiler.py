@@ -1,56 +1,76 @@
 """Profiler core: time one model at one (precision, batch size) on the local device.
 
 Plain functions, no Ray: `cluster/profiling.py` wraps them in Ray tasks, and
-`bench/` or a GPU machine without Ray can call them directly.
+`bench/` or a GPU machine without Ray calls them directly.
 
 Method (per point): build the model at the precision, warm up (at least
 ``warmup_iters`` runs and ``warmup_s`` seconds, so lazy init, allocator growth
-and CPU frequency ramps are out of the sample), then time single batches with
-``perf_counter`` (after ``torch.cuda.synchronize`` on GPUs) until both
-``min_iters`` and ``min_seconds`` are reached, or ``max_seconds`` is spent.
-Percentiles are of per-batch latency; throughput is batch_size / mean latency.
+and clock ramps are out of the sample), then time single batches with
+``perf_counter`` (after ``torch.cuda.synchronize`` on GPUs) in windows, until
+the last three windows' p50 agree within ``stability_pct`` (perf_analyzer's
+rule) or ``max_seconds`` is spent. Percentiles are of per-batch latency over
+the steady-state windows; throughput is batch_size / mean latency.
 
 Memory: on CUDA, ``max_memory_allocated`` (measured). On CPU, PyTorch keeps no
 allocator statistics, so it is estimated as weights + buffers + the sum of
 every leaf module's output tensors in one forward pass (an upper bound on
 live activations); the row says so.
 
-Energy: estimated in this issue from the catalog's per-unit maximum power over
-the batch's p50 latency (the profiler issue adds NVML and RAPL meters).
+Energy: a separate window of runs read by the best meter the node has
+(planner.energy: NVML's energy counter on NVIDIA GPUs, RAPL on CPUs where
+readable, else the catalog power model); the row's energy_source says which.
+
+Efficiency: FLOPs (torch's FlopCounterMode) and estimated bytes per item, the
+achieved TFLOP/s and GB/s, and the fraction of the catalog's peak.
 """
 from __future__ import annotations
 
-import platform
 import statistics
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
 from planner.catalog import HardwareType
-from planner.errors import PlannerError
+from planner.errors import PlannerError, UnsupportedPrecision
 from planner.models import ModelSpec
 from planner.models.precision import prepare_for_precision
 from planner.models.quality import measure_quality_loss
-from planner.profiles import ProfileRow
+from planner.profiles import ProfileRow, SkippedPoint
 
 
 @dataclass(frozen=True)
 class TimingBudget:
+    """When a point's measurement is good enough (perf_analyzer's stability rule).
+
+    Timed runs are grouped in windows of at least `window_iters` runs and
+    `window_s` seconds. The point is stable when the p50 of each of the last
+    `stable_windows` windows is within `stability_pct` of their mean; its
+    statistics are then taken over those windows (the steady state). If
+    `max_seconds` passes first, the point is recorded as not stable.
+    """
     warmup_iters: int = 5
-    warmup_s: float = 0.1
-    min_iters: int = 30
-    min_seconds: float = 0.3
-    max_seconds: float = 2.0
-    max_iters: int = 2000
+    warmup_s: float = 0.2
+    window_iters: int = 20
+    window_s: float = 0.25
+    stable_windows: int = 3
+    stability_pct: float = 3.0
+    max_seconds: float = 4.0
+    max_iters: int = 50_000
+
+
+QUICK_BUDGET = TimingBudget(warmup_s=0.05, window_iters=10, window_s=0.05, stability_pct=5.0, max_seconds=1.0)
 
 
 @dataclass(frozen=True)
 class LatencySample:
-    latencies_ms: tuple[float, ...]
+    latencies_ms: tuple[float, ...]       # the steady-state windows' runs
+    window_p50_ms: tuple[float, ...] = ()  # p50 of every window, in order
+    stable: bool = True
+    total_runs: int = 0
 
     def percentile(self, q: float) -> float:
         return float(np.percentile(self.latencies_ms, q))
@@ -65,21 +85,8 @@ class LatencySample:
 
 
 def cpu_name() -> str:
-    """The CPU model as the kernel reports it (falls back to platform.processor())."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def local_device_name(device: str, threads: int) -> str:
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(torch.device(device))
-    return f"{cpu_name()} ({threads} thread{'s' if threads != 1 else ''})"
+    from planner.provenance import cpu_name as name
+    return name()
 
 
 def check_device_matches(hardware: HardwareType, device: str) -> None:
@@ -95,27 +102,46 @@ def check_device_matches(hardware: HardwareType, device: str) -> None:
         raise PlannerError(f"hardware '{hardware.name}' is a CPU type but device={device!r}. To fix: use device='cpu'")
 
 
+def _stable(windows: list[float], budget: TimingBudget) -> bool:
+    if len(windows) < budget.stable_windows:
+        return False
+    last = windows[-budget.stable_windows:]
+    mean = statistics.fmean(last)
+    return mean > 0 and (max(last) - min(last)) / mean * 100.0 <= budget.stability_pct
+
+
 def time_callable(run: Callable[[], object], budget: TimingBudget, sync: Callable[[], None] = lambda: None,
                   clock: Callable[[], float] = time.perf_counter) -> LatencySample:
-    """Warm up, then time `run` until the budget says the sample is large enough."""
+    """Warm up, then time `run` window by window until the p50 is stable or the budget is spent."""
     start = clock()
     done = 0
     while done < budget.warmup_iters or clock() - start < budget.warmup_s:
         run()
         done += 1
     sync()
-    latencies: list[float] = []
+    windows: list[list[float]] = []
+    window_p50: list[float] = []
     start = clock()
+    total = 0
+    stable = False
     while True:
-        t0 = clock()
-        run()
-        sync()
-        latencies.append((clock() - t0) * 1000.0)
-        elapsed = clock() - start
-        enough = len(latencies) >= budget.min_iters and elapsed >= budget.min_seconds
-        if enough or elapsed >= budget.max_seconds or len(latencies) >= budget.max_iters:
+        window: list[float] = []
+        window_start = clock()
+        while len(window) < budget.window_iters or clock() - window_start < budget.window_s:
+            t0 = clock()
+            run()
+            sync()
+            window.append((clock() - t0) * 1000.0)
+            if clock() - start >= budget.max_seconds or total + len(window) >= budget.max_iters:
+                break
+        total += len(window)
+        windows.append(window)
+        window_p50.append(float(np.percentile(window, 50)))
+        stable = _stable(window_p50, budget)
+        if stable or clock() - start >= budget.max_seconds or total >= budget.max_iters:
             break
-    return LatencySample(tuple(latencies))
+    steady = [lat for w in windows[-budget.stable_windows:] for lat in w]
+    return LatencySample(tuple(steady), tuple(window_p50), stable, total)
 
 
 def estimate_cpu_memory_gib(module: torch.nn.Module, batch: torch.Tensor) -> float:
@@ -144,50 +170,147 @@ def estimate_cpu_memory_gib(module: torch.nn.Module, batch: torch.Tensor) -> flo
     return (total + sum(outputs) + packed) / 2**30
 
 
+def _measure_energy(run: Callable[[], object], sync: Callable[[], None], device: str, hardware: HardwareType,
+                    threads: int, min_seconds: float) -> tuple[float, str, int]:
+    """Joules per run over a dedicated window, from the best meter this node has; and its label."""
+    from planner.energy import select_meter
+
+    meter = select_meter(device, hardware, threads)
+    runs = 0
+    started = time.perf_counter()
+    meter.start()
+    while runs < 5 or time.perf_counter() - started < min_seconds:
+        run()
+        runs += 1
+    sync()
+    reading = meter.stop()
+    return reading.energy_j / runs, reading.label(), runs
+
+
 def profile_point(spec: ModelSpec, precision: str, batch_size: int, hardware: HardwareType, *,
                   device: str = "cpu", threads: int = 1, budget: TimingBudget = TimingBudget(),
-                  quality_loss: float | None = None) -> ProfileRow:
+                  quality_loss: float | None = None, energy_window_s: float = 0.5) -> ProfileRow:
     """Measure one (model, precision, batch size) point on this process's device."""
+    from planner.efficiency import count_work, efficiency
+    from planner.provenance import local_provenance
+
     check_device_matches(hardware, device)
     if device == "cpu":
         torch.set_num_threads(threads)
     module, cast = prepare_for_precision(spec, precision, device)
     batch = cast(spec.example_input(batch_size).to(device))
-
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats(device)
-        sync = torch.cuda.synchronize
-    else:
-        sync = lambda: None  # noqa: E731 - CPU ops are synchronous
+    cuda = device.startswith("cuda")
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
 
     def run() -> None:
         with torch.inference_mode():
             module(batch)
 
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
     sample = time_callable(run, budget, sync)
-    if device.startswith("cuda"):
+    if cuda:
         memory_gib = torch.cuda.max_memory_allocated(device) / 2**30
         memory_note = "memory measured (torch.cuda.max_memory_allocated)"
     else:
         memory_gib = estimate_cpu_memory_gib(module, batch)
         memory_note = "memory estimated from tensor sizes"
+    joules_per_run, energy_label, _ = _measure_energy(run, sync, device, hardware, threads, energy_window_s)
     if quality_loss is None:
         quality_loss = measure_quality_loss(spec, precision, device).quality_loss
 
-    units = threads if hardware.kind == "cpu" else 1
-    p50 = sample.percentile(50)
-    power_w = (hardware.power_max_w or 0.0) * units
-    energy_j_per_item = power_w * (p50 / 1000.0) / batch_size
-    device_name = local_device_name(device, threads)
+    # FLOPs do not depend on precision (and quantised ops are invisible to the counter): count
+    # them on the fp32 model; bytes do depend on it: count them on the prepared one.
+    fp32_module, fp32_cast = prepare_for_precision(spec, "fp32", device)
+    flops = count_work(fp32_module, fp32_cast(spec.example_input(batch_size).to(device))).flops_per_item
+    work = count_work(module, batch)
+    units = float(threads) if hardware.kind == "cpu" else 1.0
+    throughput = batch_size * 1000.0 / sample.mean_ms
+    from planner.efficiency import WorkCount
+    eff = efficiency(WorkCount(flops, work.bytes_per_item), throughput, hardware, precision, units)
+    prov = local_provenance(device, threads)
+    stability = "stable" if sample.stable else "NOT stable within budget"
     return ProfileRow(
         model=spec.name, hardware=hardware.name, precision=precision, batch_size=batch_size,
-        latency_p50_ms=p50, latency_p99_ms=sample.percentile(99), throughput_rps=batch_size * 1000.0 / sample.mean_ms,
-        memory_gib=memory_gib, energy_j_per_item=energy_j_per_item, quality_loss=quality_loss,
-        source="measured", latency_p90_ms=sample.percentile(90), units_per_replica=float(units),
-        device_name=device_name,
-        source_detail=f"{device_name}, torch {torch.__version__}; {memory_note}",
-        energy_source=(f"estimated: catalog max power {hardware.power_max_w:g} W/{hardware.unit} x p50 latency"
-                       if hardware.power_max_w else "estimated: no power figure in the catalog (0)"),
-        samples=len(sample.latencies_ms), latency_cv=sample.cv,
+        latency_p50_ms=sample.percentile(50), latency_p99_ms=sample.percentile(99), throughput_rps=throughput,
+        memory_gib=memory_gib, energy_j_per_item=joules_per_run / batch_size, quality_loss=quality_loss,
+        source="measured", latency_p90_ms=sample.percentile(90), units_per_replica=units,
+        device_name=prov.device_name,
+        source_detail=(f"{prov.device_name}, {prov.framework_version}; {memory_note}; "
+                       f"{stability} over {len(sample.window_p50_ms)} windows"),
+        energy_source=energy_label, samples=len(sample.latencies_ms), latency_cv=sample.cv,
         measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        flops_per_item=flops, bytes_per_item=work.bytes_per_item, achieved_tflops=eff.achieved_tflops,
+        achieved_gbps=eff.achieved_gbps, peak_fraction=eff.peak_fraction,
+        device_fingerprint=prov.device_fingerprint, runtime_version=prov.runtime_version,
+        framework_version=prov.framework_version, code_version=prov.code_version, mode="inference",
     )
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def profile_grid(spec: ModelSpec, precisions: Sequence[str], batch_sizes: Sequence[int], hardware: HardwareType,
+                 *, device: str = "cpu", threads: int = 1, budget: TimingBudget = TimingBudget(),
+                 max_batch_latency_ms: float | None = None, energy_window_s: float = 0.5,
+                 on_point: Callable[[ProfileRow | SkippedPoint], None] | None = None,
+                 ) -> tuple[list[ProfileRow], list[SkippedPoint]]:
+    """Profile precisions x batch sizes, measuring only what can matter.
+
+    Per precision, batch sizes are tried in increasing order. A precision the
+    device cannot run is recorded as `unsupported` with the reason. Growth stops
+    (the rest recorded as `pruned`) once one batch's p99 exceeds
+    `max_batch_latency_ms` (the slowest target any workload of this model has:
+    a bigger batch is only slower) or the replica's memory would not fit; an
+    out-of-memory error is caught, recorded as `oom`, and ends that precision.
+    """
+    from planner.models.precision import supported_precisions
+
+    rows: list[ProfileRow] = []
+    skipped: list[SkippedPoint] = []
+    support = supported_precisions(device)
+    sizes = sorted(set(batch_sizes))
+    memory_limit = None if hardware.memory_gib is None else hardware.memory_gib * (
+        threads if hardware.kind == "cpu" else 1)
+
+    def skip(precision: str, remaining: Sequence[int], status: str, reason: str) -> None:
+        for b in remaining:
+            point = SkippedPoint(spec.name, hardware.name, precision, b, status, reason)
+            skipped.append(point)
+            if on_point:
+                on_point(point)
+
+    for precision in precisions:
+        if support.get(precision, "unknown precision"):
+            skip(precision, sizes, "unsupported", str(support.get(precision, "unknown precision")))
+            continue
+        try:
+            quality = measure_quality_loss(spec, precision, device).quality_loss
+        except UnsupportedPrecision as exc:
+            skip(precision, sizes, "unsupported", str(exc))
+            continue
+        for i, batch_size in enumerate(sizes):
+            try:
+                row = profile_point(spec, precision, batch_size, hardware, device=device, threads=threads,
+                                    budget=budget, quality_loss=quality, energy_window_s=energy_window_s)
+            except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:
+                if not _is_oom(exc):
+                    raise
+                if device.startswith("cuda"):
+                    torch.cuda.empty_cache()
+                skip(precision, sizes[i:], "oom", f"out of memory at batch {batch_size}: {str(exc)[:120]}")
+                break
+            rows.append(row)
+            if on_point:
+                on_point(row)
+            if memory_limit is not None and row.memory_gib > memory_limit:
+                skip(precision, sizes[i + 1:], "oom",
+                     f"batch {batch_size} needs {row.memory_gib:.3g} GiB > {memory_limit:.3g} GiB on {hardware.name}")
+                break
+            if max_batch_latency_ms is not None and row.latency_p99_ms > max_batch_latency_ms:
+                skip(precision, sizes[i + 1:], "pruned",
+                     f"batch {batch_size} p99 {row.latency_p99_ms:.1f} ms already exceeds the slowest target "
+                     f"{max_batch_latency_ms:g} ms")
+                break
+    return rows, skipped

@@ -74,6 +74,10 @@ class ProfileRow:
     code_version: str = ""                  # git commit of the profiler
     mode: str = "inference"                 # inference | training_step
 
+    @property
+    def key(self) -> tuple[str, str, str, int, float, str]:
+        return (self.model, self.hardware, self.precision, self.batch_size, self.units_per_replica, self.mode)
+
 
 @dataclass(frozen=True)
 class SkippedPoint:
@@ -84,10 +88,11 @@ class SkippedPoint:
     batch_size: int
     status: str        # unsupported | oom | pruned | error
     reason: str
+    units_per_replica: float = 1.0
+    mode: str = "inference"
+    device_fingerprint: str = ""
+    framework_version: str = ""
 
-    @property
-    def key(self) -> tuple[str, str, str, int, float]:
-        return (self.model, self.hardware, self.precision, self.batch_size, self.units_per_replica)
 
 
 COLUMNS = tuple(f.name for f in fields(ProfileRow))

@@ -7,29 +7,48 @@ import pytest
 
 from planner.errors import PlannerError
 from planner.models import get_model
-from planner.profiler import TimingBudget, profile_point, time_callable
+from planner.profiler import QUICK_BUDGET, TimingBudget, profile_point, time_callable
 
 
 def test_timing_stops_when_budget_is_met_with_an_injected_clock():
     ticks = itertools.count(step=0.01)  # every clock read advances 10 ms
     calls = []
-    sample = time_callable(lambda: calls.append(1), TimingBudget(warmup_iters=2, warmup_s=0.0, min_iters=5,
-                                                                 min_seconds=0.1, max_seconds=10.0),
-                           clock=lambda: next(ticks))
-    # Each timed call spans one tick (10 ms); min_seconds=0.1 needs ~5 loop iterations of 2 reads each.
-    assert len(sample.latencies_ms) >= 5
+    budget = TimingBudget(warmup_iters=2, warmup_s=0.0, window_iters=5, window_s=0.0, stable_windows=3,
+                          max_seconds=10.0)
+    sample = time_callable(lambda: calls.append(1), budget, clock=lambda: next(ticks))
+    # Every timed call spans one tick (10 ms), so the first three windows already agree: stable.
+    assert sample.stable and len(sample.window_p50_ms) == 3
+    assert len(sample.latencies_ms) == 15
     assert all(lat == pytest.approx(10.0) for lat in sample.latencies_ms)
     assert sample.cv == pytest.approx(0.0, abs=1e-9)
 
 
+def test_unstable_timings_run_until_the_budget_and_say_so():
+    ticks = itertools.count()
+    state = {"t": 0.0, "n": 0}
+
+    def clock() -> float:  # every call drifts 10% slower than the last: never stable
+        return state["t"]
+
+    def run() -> None:
+        state["n"] += 1
+        state["t"] += 0.001 * (1.1 ** (state["n"] // 5))
+
+    budget = TimingBudget(warmup_iters=1, warmup_s=0.0, window_iters=5, window_s=0.0, max_seconds=0.5)
+    sample = time_callable(run, budget, clock=clock)
+    assert not sample.stable and len(sample.window_p50_ms) > 3
+    del ticks
+
+
 def test_profile_point_measures_the_mlp_on_cpu(catalog):
     spec = get_model("mlp_digits")
-    row = profile_point(spec, "fp32", 8, catalog.get("cpu-x86"), threads=1,
-                        budget=TimingBudget(min_iters=20, min_seconds=0.05, max_seconds=1.0))
+    row = profile_point(spec, "fp32", 8, catalog.get("cpu-x86"), threads=1, budget=QUICK_BUDGET,
+                        energy_window_s=0.05)
     assert row.source == "measured" and row.hardware == "cpu-x86" and row.units_per_replica == 1.0
     assert 0 < row.latency_p50_ms <= row.latency_p90_ms <= row.latency_p99_ms
     assert row.throughput_rps == pytest.approx(8000.0 / (row.latency_p50_ms), rel=0.5)
-    assert row.samples >= 20 and row.memory_gib > 0
+    assert row.samples >= 30 and row.memory_gib > 0 and row.flops_per_item == 2 * (64 * 256 + 256 * 256 + 256 * 10)
+    assert 0 < row.peak_fraction < 1 and row.device_fingerprint and row.framework_version.startswith("torch")
     assert row.energy_source.startswith("estimated") and row.energy_j_per_item > 0
     assert "thread" in row.device_name and row.quality_loss == 0.0
 
