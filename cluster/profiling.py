@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 from planner.catalog import Catalog, HardwareType
 from planner.errors import ClusterError, PlannerError
 from planner.profiles import ProfileRow, SkippedPoint
-from planner.profiler import TimingBudget
+from planner.timing import TimingBudget
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class ProfileJob:
     batch_sizes: tuple[int, ...]
     threads: int = 1
     max_batch_latency_ms: float | None = None   # stop growing the batch past this
+    cached: tuple[ProfileRow, ...] = ()         # stored rows of this point on any device (the cache)
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class ProfileOutcome:
     rows: tuple[ProfileRow, ...]
     skipped: tuple[SkippedPoint, ...]
     error: str = ""
+    cache_hits: int = 0
 
     @property
     def skipped_batch_sizes(self) -> tuple[int, ...]:
@@ -49,12 +51,21 @@ def run_profile_job(job: ProfileJob, hardware: HardwareType, device: str,
     from planner.models import get_model
     from planner.profiler import profile_grid
 
+    from planner.provenance import local_provenance
+
     try:
         spec = get_model(job.model)
-        rows, skipped = profile_grid(spec, [job.precision], job.batch_sizes, hardware, device=device,
-                                     threads=job.threads, budget=budget or TimingBudget(),
-                                     max_batch_latency_ms=job.max_batch_latency_ms)
-        return ProfileOutcome(job, tuple(rows), tuple(skipped))
+        # Cache: a stored row counts only if it was taken on this very device with this framework.
+        prov = local_provenance(device, job.threads)
+        hits = {r.batch_size: r for r in job.cached
+                if r.device_fingerprint == prov.device_fingerprint and r.framework_version == prov.framework_version}
+        missing = [b for b in job.batch_sizes if b not in hits]
+        rows, skipped = (profile_grid(spec, [job.precision], missing, hardware, device=device, threads=job.threads,
+                                      budget=budget or TimingBudget(), max_batch_latency_ms=job.max_batch_latency_ms)
+                         if missing else ([], []))
+        cached_rows = [hits[b] for b in job.batch_sizes if b in hits]
+        return ProfileOutcome(job, tuple(sorted(cached_rows + rows, key=lambda r: r.batch_size)), tuple(skipped),
+                              cache_hits=len(cached_rows))
     except PlannerError as exc:
         skipped = tuple(SkippedPoint(job.model, job.hardware, job.precision, b, "error", str(exc))
                         for b in job.batch_sizes)

@@ -18,7 +18,7 @@ from typing import Sequence
 
 from planner.catalog import HardwareType
 from planner.errors import InputError, PlannerError, UnsupportedPrecision
-from planner.profiler import TimingBudget
+from planner.timing import TimingBudget
 from planner.profiles import ProfileRow, SkippedPoint
 from cluster.profiling import ProfileJob, ProfileOutcome
 

@@ -24,7 +24,8 @@ from planner.catalog import Catalog, load_catalog
 from planner.errors import InputError
 from planner.optimizer import SolverSettings, optimize
 from planner.plan import Plan, read_plan
-from planner.profiles import ProfileRow, read_profiles_csv
+from planner.profiles import ProfileRow, SkippedPoint, read_profiles_csv
+from planner.timing import TimingBudget
 from planner.report import write_report
 from planner.verification import VerificationReport, summarise
 from planner.workloads import WorkloadSet, load_workloads
@@ -43,21 +44,36 @@ def builtin_models() -> list[str]:
 
 @dataclass(frozen=True)
 class ProfileResult:
-    rows: tuple[ProfileRow, ...]
+    rows: tuple[ProfileRow, ...]          # measured now, or reused from the store (cache hits)
+    skipped: tuple[SkippedPoint, ...]     # unsupported, oom, pruned or failed grid points, with reasons
     points_measured: int
-    points_skipped: int
+    cache_hits: int
     errors: tuple[str, ...] = ()
+
+    @property
+    def points_skipped(self) -> int:
+        return len(self.skipped)
+
+    @property
+    def points_total(self) -> int:
+        return self.points_measured + self.cache_hits + self.points_skipped
 
 
 def profile(models: Sequence[str], precisions: Sequence[str] = ("fp32", "bf16"),
             batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, hardware: str = "cpu-x86", threads: int = 1,
             catalog: Catalog | str | Path | None = None, address: str | None = None,
             max_batch_latency_ms: float | None = None, max_concurrent: int | None = None,
+            store: str | Path | None = None, force: bool = False, budget: TimingBudget | None = None,
             on_progress: Callable[[object], None] | None = None) -> ProfileResult:
-    """Profile each model x precision over the batch sizes as Ray tasks on `hardware`."""
+    """Profile each model x precision over the batch sizes as Ray tasks on `hardware`.
+
+    With `store`, points already stored for the same device and framework are
+    reused (cache hits) unless `force`; new rows and skipped points are added.
+    """
     from cluster.profiling import ProfileJob, run_profile_jobs
     from cluster.runtime import ensure_ray
     from planner.models import get_model
+    from planner.store import ProfileStore
 
     cat = _catalog(catalog)
     cat.get(hardware)
@@ -65,13 +81,20 @@ def profile(models: Sequence[str], precisions: Sequence[str] = ("fp32", "bf16"),
         get_model(name)  # fail fast, in the driver, on an unknown model
     if threads < 1:
         raise InputError("--threads", threads, "must be >= 1", "give the vCPUs per CPU replica")
+    the_store = ProfileStore(store) if store else None
+    stored = [] if (the_store is None or force) else [r for r in the_store.rows() if r.hardware == hardware]
     ensure_ray(address)
-    jobs = [ProfileJob(m, p, hardware, tuple(batch_sizes), threads, max_batch_latency_ms)
+    jobs = [ProfileJob(m, p, hardware, tuple(batch_sizes), threads, max_batch_latency_ms,
+                       cached=tuple(r for r in stored if r.model == m and r.precision == p and r.mode == "inference"
+                                    and r.units_per_replica == (threads if cat.get(hardware).kind == "cpu" else 1)))
             for m in models for p in precisions]
-    outcomes = run_profile_jobs(jobs, cat, on_done=on_progress, max_concurrent=max_concurrent)
+    outcomes = run_profile_jobs(jobs, cat, on_done=on_progress, max_concurrent=max_concurrent, budget=budget)
     rows = tuple(r for o in outcomes for r in o.rows)
-    skipped = sum(len(o.skipped_batch_sizes) for o in outcomes)
-    return ProfileResult(rows=rows, points_measured=len(rows), points_skipped=skipped,
+    skipped = tuple(p for o in outcomes for p in o.skipped)
+    hits = sum(o.cache_hits for o in outcomes)
+    if the_store is not None:
+        the_store.add(rows, skipped)
+    return ProfileResult(rows=rows, skipped=skipped, points_measured=len(rows) - hits, cache_hits=hits,
                          errors=tuple(f"{o.job.model}/{o.job.precision}: {o.error}" for o in outcomes if o.error))
 
 

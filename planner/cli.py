@@ -18,6 +18,7 @@ from planner.errors import PlannerError
 EXIT_USAGE = 2
 EXIT_INFEASIBLE = 3
 EXIT_VERIFY_FAILED = 4
+EXIT_REGRESSION = 5
 
 # Rich falls back to 80 columns when output is not a terminal (make, CI logs), which folds
 # the plan table into unreadable slivers; log files can be wider.
@@ -42,17 +43,114 @@ def _int_list(text: str) -> list[int]:
 def cmd_profile(args: argparse.Namespace) -> int:
     from planner import api
     from planner.profiles import write_profiles_csv
-    from planner.views import ProfileProgress
+    from planner.timing import QUICK_BUDGET
 
+    if args.import_file:
+        return _import_profiles(args)
     models = _csv_list(args.models) if args.models else api.builtin_models()
-    with ProfileProgress(console, total=len(models) * len(_csv_list(args.precisions))) as progress:
-        result = api.profile(models, _csv_list(args.precisions), args.batch_sizes, hardware=args.hardware,
-                             threads=args.threads, catalog=args.catalog, address=args.address,
-                             on_progress=progress.advance)
+    precisions = _csv_list(args.precisions)
+    if args.training:
+        result_rows = _profile_training(args, models, precisions)
+        write_profiles_csv(args.out, result_rows)
+        console.print(f"{len(result_rows)} training-step points measured -> {args.out}")
+        return 0
+    from planner.views import ProfileProgress
+    with ProfileProgress(console, total=len(models) * len(precisions)) as progress:
+        result = api.profile(models, precisions, args.batch_sizes, hardware=args.hardware, threads=args.threads,
+                             catalog=args.catalog, address=args.address, store=args.store, force=args.force,
+                             budget=QUICK_BUDGET if args.quick else None, on_progress=progress.advance)
     for err in result.errors:
         errors.print(f"[yellow]warning:[/] {err}")
+    for point in result.skipped:
+        if point.status in ("unsupported", "oom"):
+            console.print(f"  {point.status}: {point.model} {point.precision} batch {point.batch_size}: {point.reason}")
     write_profiles_csv(args.out, result.rows)
-    console.print(f"{result.points_measured} points measured, {result.points_skipped} skipped -> {args.out}")
+    console.print(f"{result.points_measured} points measured, {result.cache_hits} from the store, "
+                  f"{result.points_skipped} skipped (of {result.points_total}) -> {args.out}")
+    if args.compare_to:
+        return _compare(result.rows, args.compare_to)
+    return 0
+
+
+def _profile_training(args: argparse.Namespace, models: list[str], precisions: list[str]) -> list:
+    """Training steps run in this process (no Ray): they are short and exclusive by nature."""
+    from planner.catalog import load_catalog
+    from planner.models import get_model
+    from planner.timing import QUICK_BUDGET, TimingBudget
+    from planner.training import TRAINING_PRECISIONS, profile_training_point
+
+    hardware = load_catalog(args.catalog).get(args.hardware)
+    rows = []
+    for model in models:
+        for precision in precisions:
+            if precision not in TRAINING_PRECISIONS:
+                console.print(f"  unsupported: {model} {precision} training: not a training precision")
+                continue
+            for batch_size in args.batch_sizes:
+                rows.append(profile_training_point(get_model(model), precision, batch_size, hardware,
+                                                   threads=args.threads,
+                                                   budget=QUICK_BUDGET if args.quick else TimingBudget()))
+    return rows
+
+
+def _import_profiles(args: argparse.Namespace) -> int:
+    from planner import importers
+    from planner.profiles import write_profiles_csv
+    from planner.store import ProfileStore
+
+    fmt = args.import_format if args.import_format != "auto" else importers.detect_format(args.import_file)
+    if fmt == "planner":
+        rows = importers.import_profiles_csv(args.import_file)
+    else:
+        missing = [flag for flag, value in (("--models", args.models), ("--hardware", args.hardware)) if not value]
+        if fmt == "perf_analyzer" and len(args.batch_sizes) != 1:
+            missing.append("--batch-sizes (exactly one)")
+        if missing:
+            from planner.errors import InputError
+            raise InputError("--import", args.import_file, f"a {fmt} export does not say {', '.join(missing)}",
+                             f"pass {', '.join(missing)}")
+        precision = _csv_list(args.precisions)[0]
+        if fmt == "perf_analyzer":
+            rows = importers.import_perf_analyzer_csv(args.import_file, model=args.models, hardware=args.hardware,
+                                                      precision=precision, batch_size=args.batch_sizes[0])
+        else:
+            rows = importers.import_model_analyzer_csv(args.import_file, hardware=args.hardware, precision=precision)
+    if args.store:
+        ProfileStore(args.store).add(rows)
+    write_profiles_csv(args.out, rows)
+    console.print(f"imported {len(rows)} rows ({fmt}) from {args.import_file} -> {args.out}"
+                  + (f" and {args.store}" if args.store else ""))
+    return 0
+
+
+def _compare(rows: Sequence, baseline_path: str) -> int:
+    from planner.regression import compare_profiles, format_report
+    from planner.store import ProfileStore
+
+    path = Path(baseline_path)
+    baseline = ProfileStore(path).rows() if path.is_dir() else __import__(
+        "planner.importers", fromlist=["x"]).import_profiles_csv(path)
+    report = compare_profiles(list(rows), baseline)
+    console.print(format_report(report))
+    if report.regressions:
+        errors.print(f"{len(report.regressions)} points got slower beyond measurement noise")
+        return EXIT_REGRESSION
+    return 0
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from planner.catalog import load_catalog
+    from planner.estimator import estimate_profiles
+    from planner.importers import import_profiles_csv
+    from planner.profiles import write_profiles_csv
+
+    catalog = load_catalog(args.catalog)
+    measured = import_profiles_csv(args.profiles, known_hardware=catalog.names())
+    targets = [catalog.get(name) for name in _csv_list(args.targets)]
+    rows = estimate_profiles(measured, dict(catalog.hardware), targets)
+    write_profiles_csv(args.out, rows)
+    console.print(f"{len(rows)} estimated rows for {', '.join(t.name for t in targets)} -> {args.out} "
+                  "(source=estimated, with uncertainty_pct)")
     return 0
 
 
@@ -132,12 +230,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", help="comma-separated model names (default: every built-in model)")
     p.add_argument("--precisions", default="fp32,bf16")
     p.add_argument("--batch-sizes", type=_int_list, default=[1, 2, 4, 8, 16, 32])
-    p.add_argument("--hardware", default="cpu-x86", help="catalog name of the hardware being profiled")
+    p.add_argument("--hardware", default="cpu-x86", help="catalog name of the hardware being profiled (or imported)")
     p.add_argument("--threads", type=int, default=1, help="vCPUs per CPU replica (what the row records)")
     p.add_argument("--catalog")
     p.add_argument("--address", help="Ray cluster address (default: an embedded local Ray)")
     p.add_argument("--out", default="profiles.csv")
+    p.add_argument("--store", help="profile store folder (Parquet): reuse stored points, add new ones")
+    p.add_argument("--force", action="store_true", help="measure again even points already in the store")
+    p.add_argument("--compare-to", help="baseline profiles CSV or store: flag points slower beyond noise (exit 5)")
+    p.add_argument("--training", action="store_true", help="profile training steps instead of inference")
+    p.add_argument("--quick", action="store_true", help="short timing windows (less precise; for smoke tests)")
+    p.add_argument("--import", dest="import_file", help="import a profiles CSV, perf_analyzer or Model Analyzer export")
+    p.add_argument("--import-format", default="auto", choices=["auto", "planner", "perf_analyzer", "model_analyzer"])
     p.set_defaults(func=cmd_profile)
+
+    p = sub.add_parser("estimate", help="estimate profiles on catalog hardware from measured ones (roofline)")
+    p.add_argument("--profiles", required=True, help="measured profiles CSV")
+    p.add_argument("--targets", required=True, help="comma-separated catalog names, e.g. l4,a100-80gb")
+    p.add_argument("--catalog")
+    p.add_argument("--out", default="estimated.csv")
+    p.set_defaults(func=cmd_estimate)
 
     p = sub.add_parser("plan", help="choose hardware, precision, batch size and replicas (CP-SAT)")
     p.add_argument("--workloads", required=True)

@@ -28,7 +28,7 @@ import numpy as np
 
 from planner.catalog import HardwareType
 from planner.errors import PlannerError, UnsupportedPrecision
-from planner.profiler import TimingBudget, time_callable
+from planner.timing import TimingBudget, time_callable
 from planner.profiles import ProfileRow
 
 SUPPORTED_MODELS = ("mlp_digits",)
@@ -233,7 +233,7 @@ def profile_jax_point(model: str, precision: str, batch_size: int, hardware: Har
     jax = _jax()
     from planner.efficiency import efficiency
     from planner.models import mlp_digits
-    from planner.profiler import _measure_energy
+    from planner.profiler import measure_energy
 
     device = jax.devices(platform)[0]
     params = mlp_digits_params(precision, platform)
@@ -257,7 +257,7 @@ def profile_jax_point(model: str, precision: str, batch_size: int, hardware: Har
     memory_gib, memory_note = _memory_gib(params, batch_size, device)
     # The energy window uses the same meters as torch rows: RAPL or the catalog model on CPU,
     # the catalog model elsewhere (no TPU power counter is read).
-    joules_per_run, energy_label, _ = _measure_energy(run, sync, platform, hardware, threads, energy_window_s)
+    joules_per_run, energy_label, _ = measure_energy(run, sync, platform, hardware, threads, energy_window_s)
     if quality_loss is None:
         quality_loss = jax_quality_loss(precision, platform).quality_loss
 

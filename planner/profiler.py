@@ -25,13 +25,11 @@ achieved TFLOP/s and GB/s, and the fraction of the catalog's peak.
 """
 from __future__ import annotations
 
-import statistics
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Sequence
 
-import numpy as np
 import torch
 
 from planner.catalog import HardwareType
@@ -40,48 +38,7 @@ from planner.models import ModelSpec
 from planner.models.precision import prepare_for_precision
 from planner.models.quality import measure_quality_loss
 from planner.profiles import ProfileRow, SkippedPoint
-
-
-@dataclass(frozen=True)
-class TimingBudget:
-    """When a point's measurement is good enough (perf_analyzer's stability rule).
-
-    Timed runs are grouped in windows of at least `window_iters` runs and
-    `window_s` seconds. The point is stable when the p50 of each of the last
-    `stable_windows` windows is within `stability_pct` of their mean; its
-    statistics are then taken over those windows (the steady state). If
-    `max_seconds` passes first, the point is recorded as not stable.
-    """
-    warmup_iters: int = 5
-    warmup_s: float = 0.2
-    window_iters: int = 20
-    window_s: float = 0.25
-    stable_windows: int = 3
-    stability_pct: float = 3.0
-    max_seconds: float = 4.0
-    max_iters: int = 50_000
-
-
-QUICK_BUDGET = TimingBudget(warmup_s=0.05, window_iters=10, window_s=0.05, stability_pct=5.0, max_seconds=1.0)
-
-
-@dataclass(frozen=True)
-class LatencySample:
-    latencies_ms: tuple[float, ...]       # the steady-state windows' runs
-    window_p50_ms: tuple[float, ...] = ()  # p50 of every window, in order
-    stable: bool = True
-    total_runs: int = 0
-
-    def percentile(self, q: float) -> float:
-        return float(np.percentile(self.latencies_ms, q))
-
-    @property
-    def mean_ms(self) -> float:
-        return statistics.fmean(self.latencies_ms)
-
-    @property
-    def cv(self) -> float:
-        return statistics.pstdev(self.latencies_ms) / self.mean_ms if len(self.latencies_ms) > 1 else 0.0
+from planner.timing import QUICK_BUDGET, LatencySample, TimingBudget, time_callable  # noqa: F401 (re-exported)
 
 
 def cpu_name() -> str:
@@ -100,48 +57,6 @@ def check_device_matches(hardware: HardwareType, device: str) -> None:
                            "not torch. To fix: profile on a TPU node with the JAX harness")
     if hardware.kind == "cpu" and device != "cpu":
         raise PlannerError(f"hardware '{hardware.name}' is a CPU type but device={device!r}. To fix: use device='cpu'")
-
-
-def _stable(windows: list[float], budget: TimingBudget) -> bool:
-    if len(windows) < budget.stable_windows:
-        return False
-    last = windows[-budget.stable_windows:]
-    mean = statistics.fmean(last)
-    return mean > 0 and (max(last) - min(last)) / mean * 100.0 <= budget.stability_pct
-
-
-def time_callable(run: Callable[[], object], budget: TimingBudget, sync: Callable[[], None] = lambda: None,
-                  clock: Callable[[], float] = time.perf_counter) -> LatencySample:
-    """Warm up, then time `run` window by window until the p50 is stable or the budget is spent."""
-    start = clock()
-    done = 0
-    while done < budget.warmup_iters or clock() - start < budget.warmup_s:
-        run()
-        done += 1
-    sync()
-    windows: list[list[float]] = []
-    window_p50: list[float] = []
-    start = clock()
-    total = 0
-    stable = False
-    while True:
-        window: list[float] = []
-        window_start = clock()
-        while len(window) < budget.window_iters or clock() - window_start < budget.window_s:
-            t0 = clock()
-            run()
-            sync()
-            window.append((clock() - t0) * 1000.0)
-            if clock() - start >= budget.max_seconds or total + len(window) >= budget.max_iters:
-                break
-        total += len(window)
-        windows.append(window)
-        window_p50.append(float(np.percentile(window, 50)))
-        stable = _stable(window_p50, budget)
-        if stable or clock() - start >= budget.max_seconds or total >= budget.max_iters:
-            break
-    steady = [lat for w in windows[-budget.stable_windows:] for lat in w]
-    return LatencySample(tuple(steady), tuple(window_p50), stable, total)
 
 
 def estimate_cpu_memory_gib(module: torch.nn.Module, batch: torch.Tensor) -> float:
@@ -170,7 +85,7 @@ def estimate_cpu_memory_gib(module: torch.nn.Module, batch: torch.Tensor) -> flo
     return (total + sum(outputs) + packed) / 2**30
 
 
-def _measure_energy(run: Callable[[], object], sync: Callable[[], None], device: str, hardware: HardwareType,
+def measure_energy(run: Callable[[], object], sync: Callable[[], None], device: str, hardware: HardwareType,
                     threads: int, min_seconds: float) -> tuple[float, str, int]:
     """Joules per run over a dedicated window, from the best meter this node has; and its label."""
     from planner.energy import select_meter
@@ -215,7 +130,7 @@ def profile_point(spec: ModelSpec, precision: str, batch_size: int, hardware: Ha
     else:
         memory_gib = estimate_cpu_memory_gib(module, batch)
         memory_note = "memory estimated from tensor sizes"
-    joules_per_run, energy_label, _ = _measure_energy(run, sync, device, hardware, threads, energy_window_s)
+    joules_per_run, energy_label, _ = measure_energy(run, sync, device, hardware, threads, energy_window_s)
     if quality_loss is None:
         quality_loss = measure_quality_loss(spec, precision, device).quality_loss
 

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from planner.catalog import HardwareType
 from planner.errors import UnsupportedPrecision
 from planner.models import ModelSpec
-from planner.profiler import TimingBudget, check_device_matches, time_callable, _measure_energy
+from planner.profiler import check_device_matches, measure_energy
+from planner.timing import TimingBudget, time_callable
 from planner.profiles import ProfileRow
 
 TRAINING_PRECISIONS = ("fp32", "bf16", "fp16")
@@ -78,7 +79,7 @@ def profile_training_point(spec: ModelSpec, precision: str, batch_size: int, har
         params = sum(p.numel() for p in module.parameters())
         memory_gib = params * 4 * 4 / 2**30
         memory_note = "memory estimated as weights+grads+Adam state (activations not counted)"
-    joules_per_step, energy_label, _ = _measure_energy(step, sync, device, hardware, threads, energy_window_s)
+    joules_per_step, energy_label, _ = measure_energy(step, sync, device, hardware, threads, energy_window_s)
     prov = local_provenance(device, threads)
     row = ProfileRow(
         model=spec.name, hardware=hardware.name, precision=precision, batch_size=batch_size,

@@ -1,0 +1,143 @@
+"""Estimate profiles on catalog hardware we cannot measure, from measurements on hardware we can.
+
+Model (per model, precision and mode, fitted on the measured device A, applied to B)::
+
+    latency_A(b) ~= overhead_A + b x per_item_A          least squares over A's batch sizes
+    roofline_X    = max(flops_per_item / peak_X(precision), bytes_per_item / bandwidth_X)
+    efficiency    = roofline_A / per_item_A              A's achieved fraction of its roofline
+    per_item_B    = roofline_B / efficiency               same fraction of B's roofline
+    overhead_B    = overhead_A           if A and B are the same kind (launch/dispatch cost is the host's)
+                  = DEFAULT_OVERHEAD_MS  otherwise        (a documented constant per target kind)
+    latency_B(b)  = overhead_B + b x per_item_B;   p99_B(b) = latency_B(b) x p99_A(b) / p50_A(b)
+
+Why two terms: small batches on a GPU are bound by kernel launches, not by
+FLOPs or bytes; a pure roofline ratio would scale the launch overhead by the
+ratio of peaks and be wrong by the full overhead. The per-item slope is where
+the device's compute and bandwidth show.
+
+Energy: the catalog's power model, idle + (max - idle) x busy fraction, over
+the estimated latency. Quality loss is carried over from A (it depends on the
+precision's arithmetic, not the chip). Memory is carried over from A.
+Every row is `source=estimated` with `uncertainty_pct` from the validation in
+docs/estimator.md (`python -m bench.estimator_error`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from planner.catalog import HardwareType
+from planner.errors import InputError
+from planner.profiles import ProfileRow
+
+# Fixed cost of one batch when the source is another kind of device (ms). GPU: a forward pass of a
+# small model through PyTorch eager launches tens of kernels at ~5-20 us each; 0.5 ms sits at the
+# H100 reference data's small-model floor (0.13-1.5 ms). TPU: XLA dispatch of one compiled program.
+DEFAULT_OVERHEAD_MS = {"gpu": 0.5, "tpu": 0.3, "cpu": 0.05}
+# Validation error bounds (docs/estimator.md): same kind vs across kinds.
+UNCERTAINTY_PCT = {"same_kind": 25.0, "cross_kind": 100.0}
+_PEAK_KEY = {"fp32": "fp32", "bf16": "bf16", "fp16": "fp16", "int8": "int8"}
+
+
+@dataclass(frozen=True)
+class BatchCurve:
+    overhead_ms: float
+    per_item_ms: float
+    flops_per_item: float
+    bytes_per_item: float
+
+
+def fit_batch_curve(rows: Sequence[ProfileRow]) -> BatchCurve:
+    """latency_p50(b) = overhead + b x per_item, by least squares (overhead >= 0, per_item > 0)."""
+    if not rows:
+        raise InputError("rows", 0, "no measured rows to fit", "measure at least two batch sizes")
+    b = np.array([r.batch_size for r in rows], dtype=float)
+    lat = np.array([r.latency_p50_ms for r in rows], dtype=float)
+    if len(set(b)) >= 2:
+        slope, intercept = np.polyfit(b, lat, 1)
+    else:
+        slope, intercept = lat[0] / b[0], 0.0
+    if intercept < 0 or slope <= 0:  # noise can tilt the line; fall back to a line through the origin
+        slope, intercept = float(np.sum(b * lat) / np.sum(b * b)), 0.0
+    flops = next((r.flops_per_item for r in rows if r.flops_per_item), 0.0) or 0.0
+    bytes_ = float(np.median([r.bytes_per_item for r in rows if r.bytes_per_item] or [0.0]))
+    return BatchCurve(float(intercept), float(slope), float(flops), bytes_)
+
+
+def roofline_ms_per_item(curve: BatchCurve, hardware: HardwareType, precision: str, units: float) -> float | None:
+    """The faster-of-compute-and-memory bound per item on this hardware, or None without figures."""
+    peak = hardware.peak_tflops.get(_PEAK_KEY.get(precision, precision))
+    bandwidth = hardware.memory_bandwidth_gbps
+    if not peak or not bandwidth or not curve.flops_per_item:
+        return None
+    compute_ms = curve.flops_per_item / (peak * units * 1e12) * 1e3
+    memory_ms = curve.bytes_per_item / (bandwidth * units * 1e9) * 1e3
+    return max(compute_ms, memory_ms)
+
+
+def estimate_rows(measured: Sequence[ProfileRow], source: HardwareType, target: HardwareType,
+                  batch_sizes: Iterable[int] | None = None, target_units: float = 1.0) -> list[ProfileRow]:
+    """Estimated rows on `target` for one (model, precision, mode) measured on `source`.
+
+    Returns [] when the target has no peak figure for the precision (it cannot be estimated).
+    """
+    keys = {(r.model, r.precision, r.mode, r.hardware) for r in measured}
+    if len(keys) != 1:
+        raise InputError("measured", sorted(keys), "rows of exactly one model/precision/mode/hardware expected",
+                         "group rows before estimating")
+    rows = sorted(measured, key=lambda r: r.batch_size)
+    precision = rows[0].precision
+    source_units = rows[0].units_per_replica
+    curve = fit_batch_curve(rows)
+    roof_source = roofline_ms_per_item(curve, source, precision, source_units)
+    roof_target = roofline_ms_per_item(curve, target, precision, target_units)
+    if roof_source is None or roof_target is None:
+        return []
+    efficiency = min(1.0, roof_source / curve.per_item_ms)
+    per_item = roof_target / efficiency
+    same_kind = source.kind == target.kind
+    overhead = curve.overhead_ms if same_kind else DEFAULT_OVERHEAD_MS[target.kind]
+    uncertainty = UNCERTAINTY_PCT["same_kind" if same_kind else "cross_kind"]
+    tail_by_batch = {r.batch_size: r.latency_p99_ms / r.latency_p50_ms for r in rows}
+    default_tail = float(np.median(list(tail_by_batch.values())))
+    sizes = sorted(set(batch_sizes)) if batch_sizes is not None else [r.batch_size for r in rows]
+    by_batch = {r.batch_size: r for r in rows}
+    out = []
+    for b in sizes:
+        base = by_batch.get(b) or min(rows, key=lambda r: abs(r.batch_size - b))
+        p50 = overhead + b * per_item
+        busy = min(1.0, b * per_item / p50)
+        max_w = target.power_max_w or 0.0
+        idle_w = target.power_idle_w if target.power_idle_w is not None else 0.2 * max_w
+        power_w = (idle_w + (max_w - idle_w) * busy) * target_units
+        out.append(replace(
+            base, hardware=target.name, batch_size=b, latency_p50_ms=p50, latency_p90_ms=None,
+            latency_p99_ms=p50 * tail_by_batch.get(b, default_tail), throughput_rps=b * 1000.0 / p50,
+            energy_j_per_item=power_w * p50 / 1000.0 / b, source="estimated", units_per_replica=target_units,
+            device_name=target.display_name, samples=None, latency_cv=None,
+            source_detail=(f"roofline estimate from {source.name} ({rows[0].device_name}): efficiency "
+                           f"{efficiency:.3g} of roofline, overhead {overhead:.3g} ms"
+                           f"{'' if same_kind else ' (default for ' + target.kind + ')'}"),
+            energy_source=f"estimated: catalog power model ({idle_w:g}-{max_w:g} W) x estimated latency",
+            achieved_tflops=curve.flops_per_item * b / p50 * 1e3 / 1e12,
+            achieved_gbps=curve.bytes_per_item * b / p50 * 1e3 / 1e9,
+            peak_fraction=None, uncertainty_pct=uncertainty, device_fingerprint="", runtime_version="",
+            code_version=base.code_version, measured_at=""))
+    return out
+
+
+def estimate_profiles(measured: Sequence[ProfileRow], hardware: dict[str, HardwareType],
+                      targets: Sequence[HardwareType]) -> list[ProfileRow]:
+    """Estimate every (model, precision, mode) group of measured rows onto each target."""
+    groups: dict[tuple, list[ProfileRow]] = {}
+    for r in measured:
+        if r.source == "measured":
+            groups.setdefault((r.model, r.precision, r.mode, r.hardware), []).append(r)
+    out: list[ProfileRow] = []
+    for (_, _, _, hw_name), rows in groups.items():
+        for target in targets:
+            if target.name != hw_name:
+                out.extend(estimate_rows(rows, hardware[hw_name], target))
+    return out
