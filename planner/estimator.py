@@ -2,7 +2,7 @@
 
 Model (per model, precision and mode, fitted on the measured device A, applied to B)::
 
-    latency_A(b) ~= overhead_A + b x per_item_A          least squares over A's batch sizes
+    latency_A(b) ~= overhead_A + b x per_item_A          floor + growth to the largest batch (robust fit)
     roofline_X    = max(flops_per_item / peak_X(precision), bytes_per_item / bandwidth_X)
     efficiency    = roofline_A / per_item_A              A's achieved fraction of its roofline
     per_item_B    = roofline_B / efficiency               same fraction of B's roofline
@@ -50,20 +50,29 @@ class BatchCurve:
 
 
 def fit_batch_curve(rows: Sequence[ProfileRow]) -> BatchCurve:
-    """latency_p50(b) = overhead + b x per_item, by least squares (overhead >= 0, per_item > 0)."""
+    """latency_p50(b) = overhead + b x per_item, fitted robustly.
+
+    A least-squares line is ill-conditioned on GPUs, where small models are
+    launch-bound and latency barely moves with the batch: jitter then tilts
+    the line to a negative intercept or slope. Instead: overhead is the
+    floor (the smallest p50 over the batch sizes), and per_item is the growth
+    from that floor to the largest batch. With one batch size, all of it is
+    per-item time.
+    """
     if not rows:
         raise InputError("rows", 0, "no measured rows to fit", "measure at least two batch sizes")
-    b = np.array([r.batch_size for r in rows], dtype=float)
-    lat = np.array([r.latency_p50_ms for r in rows], dtype=float)
-    if len(set(b)) >= 2:
-        slope, intercept = np.polyfit(b, lat, 1)
+    ordered = sorted(rows, key=lambda r: r.batch_size)
+    largest = ordered[-1]
+    if len(ordered) == 1:
+        overhead, per_item = 0.0, largest.latency_p50_ms / largest.batch_size
     else:
-        slope, intercept = lat[0] / b[0], 0.0
-    if intercept < 0 or slope <= 0:  # noise can tilt the line; fall back to a line through the origin
-        slope, intercept = float(np.sum(b * lat) / np.sum(b * b)), 0.0
+        overhead = min(r.latency_p50_ms for r in ordered)
+        # Floor at 1% of the largest batch's per-item time so a flat curve still has a cost per item.
+        per_item = max((largest.latency_p50_ms - overhead) / largest.batch_size,
+                       0.01 * largest.latency_p50_ms / largest.batch_size)
     flops = next((r.flops_per_item for r in rows if r.flops_per_item), 0.0) or 0.0
     bytes_ = float(np.median([r.bytes_per_item for r in rows if r.bytes_per_item] or [0.0]))
-    return BatchCurve(float(intercept), float(slope), float(flops), bytes_)
+    return BatchCurve(float(overhead), float(per_item), float(flops), bytes_)
 
 
 def roofline_ms_per_item(curve: BatchCurve, hardware: HardwareType, precision: str, units: float) -> float | None:
