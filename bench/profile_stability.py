@@ -20,17 +20,18 @@ import time
 from planner.catalog import load_catalog
 from planner.models import builtin_model_names, get_model
 from planner.profiler import profile_grid
+from planner.timing import TimingBudget
 
 BATCH_SIZES = (1, 4, 16, 64)
 PRECISIONS = ("fp32", "bf16")
 
 
-def run_grid(cap_ms: float):
+def run_grid(cap_ms: float, budget: TimingBudget):
     hardware = load_catalog().get("cpu-x86")
     rows, skipped = [], []
     for model in builtin_model_names():
         got, miss = profile_grid(get_model(model), PRECISIONS, BATCH_SIZES, hardware, threads=1,
-                                 max_batch_latency_ms=cap_ms, energy_window_s=0.05)
+                                 max_batch_latency_ms=cap_ms, energy_window_s=0.05, budget=budget)
         rows += got
         skipped += miss
     return rows, skipped
@@ -39,10 +40,13 @@ def run_grid(cap_ms: float):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cap-ms", type=float, default=50.0, help="stop growing a batch past this p99 (ms)")
+    parser.add_argument("--window-s", type=float, default=TimingBudget().window_s)
+    parser.add_argument("--max-seconds", type=float, default=TimingBudget().max_seconds)
     args = parser.parse_args(argv)
+    budget = TimingBudget(window_s=args.window_s, max_seconds=args.max_seconds)
     started = time.perf_counter()
-    first, skipped = run_grid(args.cap_ms)
-    second, _ = run_grid(args.cap_ms)
+    first, skipped = run_grid(args.cap_ms, budget)
+    second, _ = run_grid(args.cap_ms, budget)
     again = {(r.model, r.precision, r.batch_size): r for r in second}
     diffs = []
     for r in first:

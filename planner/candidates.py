@@ -97,7 +97,8 @@ def enumerate_candidates(workloads: Iterable[Workload], rows: Sequence[ProfileRo
     """All candidates per workload name, cheapest first (feasible before infeasible)."""
     by_model: dict[str, list[ProfileRow]] = {}
     for row in rows:
-        by_model.setdefault(row.model, []).append(row)
+        if row.mode == "inference":  # training-step rows time a different job; never serve from them
+            by_model.setdefault(row.model, []).append(row)
     result: dict[str, list[Candidate]] = {}
     for w in workloads:
         cands = [evaluate_candidate(w, row, catalog, inventory, max_utilization, serving_overhead_ms)

@@ -219,7 +219,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from planner.demo import run_demo
 
     return run_demo(console, Path(args.out), workloads_path=args.workloads, duration_s=args.duration,
-                    quick=args.quick, http_port=args.port)
+                    quick=args.quick, http_port=args.port, use_reference=not args.cpu_only)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -286,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=8.0, help="seconds of load per workload in verify")
     p.add_argument("--quick", action="store_true", help="fewer batch sizes (1, 4, 16) for a faster run")
     p.add_argument("--port", type=int, default=8000, help="Serve HTTP port")
+    p.add_argument("--cpu-only", action="store_true", help="plan only with this CPU's measurements")
     p.set_defaults(func=cmd_demo)
     return parser
 

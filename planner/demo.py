@@ -25,8 +25,25 @@ EXAMPLE_WORKLOADS = Path(__file__).resolve().parent.parent / "examples" / "workl
 EMBEDDED_LOGICAL_CPUS = 8
 
 
+REFERENCE_DIR = Path(__file__).resolve().parent.parent / "profiles" / "reference"
+ESTIMATE_TARGETS = ("l4", "t4", "a100-80gb", "l40s", "tpu-v5e")
+
+
+def reference_and_estimated_rows(catalog, models: list[str]) -> tuple[list, list]:
+    """Inference rows measured on reference GPUs, and estimates from the H100 rows for other GPUs/TPUs."""
+    from planner.estimator import estimate_profiles
+    from planner.importers import import_profiles_csv
+
+    reference = [r for path in sorted(REFERENCE_DIR.glob("*.csv")) if not path.name.endswith(".skipped.csv")
+                 for r in import_profiles_csv(path, known_hardware=catalog.names())
+                 if r.mode == "inference" and r.model in models]
+    h100 = [r for r in reference if r.hardware == "h100"]
+    estimated = estimate_profiles(h100, dict(catalog.hardware), [catalog.get(n) for n in ESTIMATE_TARGETS])
+    return reference, estimated
+
+
 def run_demo(console: Console, out: Path, workloads_path: str | Path | None = None, duration_s: float = 8.0,
-             quick: bool = False, http_port: int = 8000) -> int:
+             quick: bool = False, http_port: int = 8000, use_reference: bool = True) -> int:
     from cluster.runtime import ensure_ray, shutdown_ray
 
     started = time.perf_counter()
@@ -63,8 +80,19 @@ def run_demo(console: Console, out: Path, workloads_path: str | Path | None = No
         write_profiles_csv(out / "profiles.csv", rows)
         console.print(f"profiled {len(rows)} points on this CPU (measured; energy estimated) -> {out}/profiles.csv")
 
-        # 2. Plan with CP-SAT.
-        plan = api.plan(workloads, rows, catalog=catalog)
+        # 2. Hardware this machine lacks: GPU rows measured elsewhere (committed reference data),
+        #    and roofline estimates for catalog GPUs nobody measured, each labelled as such.
+        planning_rows = list(rows)
+        if use_reference:
+            reference, estimated = reference_and_estimated_rows(catalog, models)
+            planning_rows += reference + estimated
+            write_profiles_csv(out / "profiles_planned.csv", planning_rows)
+            console.print(f"plus {len(reference)} GPU rows measured on H100/H200 (imported from profiles/reference/) "
+                          f"and {len(estimated)} estimated for {', '.join(ESTIMATE_TARGETS)} "
+                          f"-> {out}/profiles_planned.csv")
+
+        # 3. Plan with CP-SAT.
+        plan = api.plan(workloads, planning_rows, catalog=catalog)
         print_plan(console, plan)
         if not plan.ok:
             for line in plan.infeasible:
@@ -73,7 +101,7 @@ def run_demo(console: Console, out: Path, workloads_path: str | Path | None = No
             return 3
         write_plan(out / "plan.json", plan)
 
-        # 3. Deploy the locally deployable part on Ray Serve, 4. verify it with real HTTP load.
+        # 4. Deploy the locally deployable part on Ray Serve, 5. verify it with real HTTP load.
         with console.status("deploying on Ray Serve"):
             deployment = api.deploy(plan, catalog=catalog, http_port=http_port)
         console.print(f"deployed {len(deployment.urls)} workloads at {deployment.base_url}/<workload>")
@@ -82,7 +110,7 @@ def run_demo(console: Console, out: Path, workloads_path: str | Path | None = No
         write_verification(out / "verify.json", verification)
         print_verification(console, verification)
 
-        # 5. Reports.
+        # 6. Reports.
         for fmt in ("csv", "json"):
             api.report(plan, fmt, out / f"cost_report.{fmt}")
     finally:

@@ -26,10 +26,10 @@ class TimingBudget:
     warmup_iters: int = 5
     warmup_s: float = 0.2
     window_iters: int = 20
-    window_s: float = 0.25
+    window_s: float = 0.6
     stable_windows: int = 3
     stability_pct: float = 3.0
-    max_seconds: float = 4.0
+    max_seconds: float = 8.0
     max_iters: int = 50_000
 
 
