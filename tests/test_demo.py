@@ -24,14 +24,27 @@ def test_demo_profiles_plans_deploys_verifies_and_reports(tmp_path):
     assert plan["status"] in ("OPTIMAL", "FEASIBLE")
     assert len(plan["workloads"]) >= 3
     for w in plan["workloads"]:
-        assert FIELDS <= set(w) and w["profile_source"].startswith("measured")
+        assert FIELDS <= set(w)
+        # Every choice says where its numbers came from; CPU choices were measured here.
+        assert w["profile_source"].split(":")[0] in ("measured", "estimated", "imported")
+        if w["hardware"] == "cpu-x86":
+            assert w["profile_source"].startswith("measured") and "imported" not in w["profile_source"]
+    # The high-demand workload does not fit the 16 vCPUs: the plan puts it on an accelerator.
+    assert next(w for w in plan["workloads"] if w["name"] == "video-frames")["hardware"] != "cpu-x86"
 
     profiles = list(csv.DictReader((out / "profiles.csv").open()))
     assert profiles and all(r["source"] == "measured" and r["hardware"] == "cpu-x86" for r in profiles)
     assert {r["precision"] for r in profiles} >= {"fp32", "bf16"}
+    planned = list(csv.DictReader((out / "profiles_planned.csv").open()))
+    assert {r["source"] for r in planned} == {"measured", "estimated"}
+    assert all(r["source"] == "estimated" for r in planned if r["hardware"] in ("t4", "l4", "tpu-v5e"))
 
     verify = json.loads((out / "verify.json").read_text())
-    assert {w["name"] for w in verify["workloads"]} == {w["name"] for w in plan["workloads"]}
+    skipped = {s["name"]: s["reason"] for s in verify["skipped"]}
+    assert "video-frames" in skipped and "has none" in skipped["video-frames"]
+    assert {w["name"] for w in verify["workloads"]} | set(skipped) == {w["name"] for w in plan["workloads"]}
+    assert {w["name"] for w in verify["workloads"]} == {w["name"] for w in plan["workloads"]
+                                                       if w["hardware"] == "cpu-x86"}
     for w in verify["workloads"]:
         assert w["errors"] == 0 and w["p50_ms"] > 0 and w["p99_ms"] >= w["p50_ms"]
         assert {"qps_target", "throughput_rps", "predicted_p99_ms", "pass"} <= set(w)
