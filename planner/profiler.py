@@ -26,7 +26,6 @@ achieved TFLOP/s and GB/s, and the fraction of the catalog's peak.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Sequence
 
@@ -85,6 +84,18 @@ def estimate_cpu_memory_gib(module: torch.nn.Module, batch: torch.Tensor) -> flo
     return (total + sum(outputs) + packed) / 2**30
 
 
+def time_on_device(run: Callable[[], object], budget: TimingBudget, device: str,
+                   ) -> tuple[LatencySample, Callable[[], None], float | None]:
+    """Time `run` with the device's sync; on CUDA also return the peak memory it allocated (GiB)."""
+    cuda = device.startswith("cuda")
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+    sample = time_callable(run, budget, sync)
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None
+    return sample, sync, peak
+
+
 def measure_energy(run: Callable[[], object], sync: Callable[[], None], device: str, hardware: HardwareType,
                     threads: int, min_seconds: float) -> tuple[float, str, int]:
     """Joules per run over a dedicated window, from the best meter this node has; and its label."""
@@ -114,18 +125,14 @@ def profile_point(spec: ModelSpec, precision: str, batch_size: int, hardware: Ha
         torch.set_num_threads(threads)
     module, cast = prepare_for_precision(spec, precision, device)
     batch = cast(spec.example_input(batch_size).to(device))
-    cuda = device.startswith("cuda")
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
 
     def run() -> None:
         with torch.inference_mode():
             module(batch)
 
-    if cuda:
-        torch.cuda.reset_peak_memory_stats(device)
-    sample = time_callable(run, budget, sync)
-    if cuda:
-        memory_gib = torch.cuda.max_memory_allocated(device) / 2**30
+    sample, sync, cuda_peak_gib = time_on_device(run, budget, device)
+    if cuda_peak_gib is not None:
+        memory_gib = cuda_peak_gib
         memory_note = "memory measured (torch.cuda.max_memory_allocated)"
     else:
         memory_gib = estimate_cpu_memory_gib(module, batch)

@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from planner.catalog import HardwareType
 from planner.errors import UnsupportedPrecision
 from planner.models import ModelSpec
-from planner.profiler import check_device_matches, measure_energy
-from planner.timing import TimingBudget, time_callable
+from planner.profiler import check_device_matches, measure_energy, time_on_device
+from planner.timing import TimingBudget
 from planner.profiles import ProfileRow
 
 TRAINING_PRECISIONS = ("fp32", "bf16", "fp16")
@@ -67,12 +67,9 @@ def profile_training_point(spec: ModelSpec, precision: str, batch_size: int, har
             loss.backward()
             optimizer.step()
 
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
-    if cuda:
-        torch.cuda.reset_peak_memory_stats(device)
-    sample = time_callable(step, budget, sync)
-    if cuda:
-        memory_gib = torch.cuda.max_memory_allocated(device) / 2**30
+    sample, sync, cuda_peak_gib = time_on_device(step, budget, device)
+    if cuda_peak_gib is not None:
+        memory_gib = cuda_peak_gib
         memory_note = "memory measured (torch.cuda.max_memory_allocated)"
     else:
         # weights + grads + two Adam moments, all fp32; activations for backward not counted.
