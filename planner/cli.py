@@ -47,6 +47,14 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
     if args.import_file:
         return _import_profiles(args)
+    if args.export_store:
+        from planner.store import ProfileStore
+        if not args.store:
+            from planner.errors import InputError
+            raise InputError("--export-store", args.export_store, "needs --store", "pass --store DIR to export from")
+        path = ProfileStore(args.store).export_csv(args.export_store)
+        console.print(f"exported {args.store} -> {path}")
+        return 0
     models = _csv_list(args.models) if args.models else api.builtin_models()
     precisions = _csv_list(args.precisions)
     if args.training:
@@ -242,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="short timing windows (less precise; for smoke tests)")
     p.add_argument("--import", dest="import_file", help="import a profiles CSV, perf_analyzer or Model Analyzer export")
     p.add_argument("--import-format", default="auto", choices=["auto", "planner", "perf_analyzer", "model_analyzer"])
+    p.add_argument("--export-store", metavar="CSV", help="write every row of --store to this CSV and exit")
     p.set_defaults(func=cmd_profile)
 
     p = sub.add_parser("estimate", help="estimate profiles on catalog hardware from measured ones (roofline)")

@@ -44,6 +44,9 @@ def test_store_is_a_cache_and_force_measures_again(tmp_path):
     assert [r.measured_at for r in read_profiles_csv(out)]  # the cached rows are written out too
     forced = planner_cli(*common, "--force")
     assert "2 points measured, 0 from the store" in forced.stdout
+    exported = tmp_path / "all.csv"
+    assert planner_cli("profile", "--store", str(store), "--export-store", str(exported)).returncode == 0
+    assert len(read_profiles_csv(exported)) == 2  # upserted by key: forcing replaced, did not duplicate
 
 
 def test_compare_to_flags_points_slower_than_a_baseline(tmp_path):
