@@ -56,8 +56,7 @@ def run_demo(console: Console, out: Path, workloads_path: str | Path | None = No
     console.print(f"workloads: {workloads.source_path} ({len(workloads.workloads)} workloads), "
                   f"catalog {catalog.version}, output: {out}/")
 
-    console.print(ray_status := ensure_ray(num_cpus=max(cores, EMBEDDED_LOGICAL_CPUS)))
-    del ray_status
+    console.print(ensure_ray(num_cpus=max(cores, EMBEDDED_LOGICAL_CPUS)))
     try:
         # 1. Profile each model at every precision some workload allows, on this machine's CPU.
         models = sorted({w.model for w in workloads.workloads})

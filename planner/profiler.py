@@ -115,8 +115,13 @@ def measure_energy(run: Callable[[], object], sync: Callable[[], None], device: 
 
 def profile_point(spec: ModelSpec, precision: str, batch_size: int, hardware: HardwareType, *,
                   device: str = "cpu", threads: int = 1, budget: TimingBudget = TimingBudget(),
-                  quality_loss: float | None = None, energy_window_s: float = 0.5) -> ProfileRow:
-    """Measure one (model, precision, batch size) point on this process's device."""
+                  quality_loss: float | None = None, energy_window_s: float = 0.5,
+                  flops_per_item: float | None = None) -> ProfileRow:
+    """Measure one (model, precision, batch size) point on this process's device.
+
+    `quality_loss` and `flops_per_item` may be passed in when already known (they do
+    not depend on the batch size, resp. the precision); otherwise they are measured.
+    """
     from planner.efficiency import count_work, efficiency
     from planner.provenance import local_provenance
 
@@ -143,8 +148,7 @@ def profile_point(spec: ModelSpec, precision: str, batch_size: int, hardware: Ha
 
     # FLOPs do not depend on precision (and quantised ops are invisible to the counter): count
     # them on the fp32 model; bytes do depend on it: count them on the prepared one.
-    fp32_module, fp32_cast = prepare_for_precision(spec, "fp32", device)
-    flops = count_work(fp32_module, fp32_cast(spec.example_input(batch_size).to(device))).flops_per_item
+    flops = flops_per_item if flops_per_item is not None else count_fp32_flops_per_item(spec, batch_size, device)
     work = count_work(module, batch)
     units = float(threads) if hardware.kind == "cpu" else 1.0
     throughput = batch_size * 1000.0 / sample.mean_ms
@@ -167,6 +171,13 @@ def profile_point(spec: ModelSpec, precision: str, batch_size: int, hardware: Ha
         device_fingerprint=prov.device_fingerprint, runtime_version=prov.runtime_version,
         framework_version=prov.framework_version, code_version=prov.code_version, mode="inference",
     )
+
+
+def count_fp32_flops_per_item(spec: ModelSpec, batch_size: int, device: str) -> float:
+    from planner.efficiency import count_work
+
+    module, cast = prepare_for_precision(spec, "fp32", device)
+    return count_work(module, cast(spec.example_input(batch_size).to(device))).flops_per_item
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -195,6 +206,7 @@ def profile_grid(spec: ModelSpec, precisions: Sequence[str], batch_sizes: Sequen
     sizes = sorted(set(batch_sizes))
     memory_limit = None if hardware.memory_gib is None else hardware.memory_gib * (
         threads if hardware.kind == "cpu" else 1)
+    flops_by_batch: dict[int, float] = {}  # precision-independent: count once per batch size
 
     def skip(precision: str, remaining: Sequence[int], status: str, reason: str) -> None:
         for b in remaining:
@@ -214,8 +226,11 @@ def profile_grid(spec: ModelSpec, precisions: Sequence[str], batch_sizes: Sequen
             continue
         for i, batch_size in enumerate(sizes):
             try:
+                if batch_size not in flops_by_batch:
+                    flops_by_batch[batch_size] = count_fp32_flops_per_item(spec, batch_size, device)
                 row = profile_point(spec, precision, batch_size, hardware, device=device, threads=threads,
-                                    budget=budget, quality_loss=quality, energy_window_s=energy_window_s)
+                                    budget=budget, quality_loss=quality, energy_window_s=energy_window_s,
+                                    flops_per_item=flops_by_batch[batch_size])
             except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:
                 if not _is_oom(exc):
                     raise
