@@ -169,6 +169,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     plan = api.plan(args.workloads, args.profiles, catalog=args.catalog, time_limit_s=args.time_limit)
     print_plan(console, plan)
+    if args.explain:
+        from planner.explain import explain_plan
+        for explanation in explain_plan(plan, plan.inventory, plan.max_utilization):
+            console.print("\n".join(explanation.lines()), soft_wrap=True, markup=False)
     if not plan.ok:
         for line in plan.infeasible:
             errors.print(f"infeasible: {line}", soft_wrap=True)
@@ -267,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="plan.json")
     p.add_argument("--time-limit", type=float, default=10.0, help="solver time limit in seconds")
     p.add_argument("--allow-partial", action="store_true", help="write the plan even if some workloads do not fit")
+    p.add_argument("--explain", action="store_true", help="say why each workload got its configuration")
     p.set_defaults(func=cmd_plan)
 
     for name, func, text in (("deploy", cmd_deploy, "deploy a plan on Ray Serve"),

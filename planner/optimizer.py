@@ -211,7 +211,8 @@ def optimize(workload_set: WorkloadSet, candidates: Mapping[str, Sequence[Candid
     return Plan(status=status_name, objective=objective, objective_usd_per_hour=cost,
                 best_bound_usd_per_hour=bound, objective_power_w=power,
                 solve_seconds=time.perf_counter() - started, workloads=tuple(plans),
-                infeasible=tuple(diagnoses), provenance=info)
+                infeasible=tuple(diagnoses), provenance=info, inventory=workload_set.inventory,
+                max_utilization=workload_set.max_utilization)
 
 
 def _ortools_version() -> str:

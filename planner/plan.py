@@ -40,6 +40,8 @@ class Plan:
     workloads: tuple[WorkloadPlan, ...]
     infeasible: tuple[str, ...] = ()  # one diagnosis per workload that could not be placed
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    inventory: Mapping[str, int] | None = None   # what the plan was allowed to use (None: unbounded)
+    max_utilization: float = 0.8
 
     @property
     def ok(self) -> bool:
@@ -65,11 +67,21 @@ def _round(value: Any) -> Any:
 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    from planner.explain import explain_plan  # explain reads Plan: imported here to avoid a cycle
+
+    explanations = {e.workload: e for e in explain_plan(plan, plan.inventory, plan.max_utilization)}
     workloads = []
     for w in plan.workloads:
         entry: dict[str, Any] = {"name": w.name, "model": w.model, "kind": w.kind,
                                  "qps_target": _round(w.qps_target), "p99_ms_target": w.p99_ms_target}
         entry.update({k: _round(getattr(w.chosen, k)) for k in _CHOSEN_FIELDS})
+        e = explanations[w.name]
+        entry["explanation"] = {
+            "limits": list(e.limits), "replicas_set_by": e.replicas_set_by,
+            "runner_ups": [{"configuration": a.description, "usd_per_hour": _round(a.usd_per_hour),
+                            "extra_usd_per_hour": _round(a.extra_usd_per_hour), "note": a.note} for a in e.runner_ups],
+            "cheaper_rejected": [{"configuration": a.description, "usd_per_hour": _round(a.usd_per_hour),
+                                  "reason": a.note} for a in e.cheaper_rejected]}
         entry["alternatives"] = [{k: _round(getattr(c, k)) for k in _ALTERNATIVE_FIELDS} for c in w.alternatives]
         workloads.append(entry)
     return {
@@ -81,6 +93,8 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "objective_power_w": _round(plan.objective_power_w),
         "solve_seconds": _round(plan.solve_seconds),
         "workloads": workloads,
+        "inventory": None if plan.inventory is None else dict(plan.inventory),
+        "max_utilization": plan.max_utilization,
         "infeasible": list(plan.infeasible),
         "provenance": dict(plan.provenance),
     }
@@ -122,7 +136,8 @@ def plan_from_dict(data: Mapping[str, Any], source: str = "plan.json") -> Plan:
                     best_bound_usd_per_hour=float(data.get("best_bound_usd_per_hour", 0.0)),
                     objective_power_w=float(data.get("objective_power_w", 0.0)),
                     solve_seconds=float(data.get("solve_seconds", 0.0)), workloads=tuple(workloads),
-                    infeasible=tuple(data.get("infeasible", ())), provenance=data.get("provenance", {}))
+                    infeasible=tuple(data.get("infeasible", ())), provenance=data.get("provenance", {}),
+                    inventory=data.get("inventory"), max_utilization=float(data.get("max_utilization", 0.8)))
     except KeyError as exc:
         raise InputError(f"{source}", str(exc.args[0]), "required field missing",
                          "regenerate the plan with `planner plan`") from None

@@ -145,3 +145,24 @@ def test_cost_ties_break_toward_latency_headroom(catalog):
     assert {c.usd_per_hour for c in cands["w"]} == {0.0446}
     assert plan.workloads[0].chosen.batch_size == 1
     assert len(plan.workloads[0].alternatives) == 2  # the dominated one is still reported
+
+
+def test_explanations_name_limits_runner_ups_and_rejected_cheaper_options(catalog):
+    from planner.explain import explain_plan
+    rows = [row("m", "cpu-x86", rps=100), row("m", "t4", rps=10_000), row("m", "cpu-x86", "bf16", rps=200, quality=0.5)]
+    # a needs 3 vCPUs, b needs 2; only 4 exist. Cheapest: a on the T4 (0.526 + 2 x 0.0446) rather than b.
+    workloads = [online("a", "m", qps=240, p99_ms=50, precisions=("fp32", "bf16"), max_quality_loss=0.01),
+                 online("b", "m", qps=160, p99_ms=50)]
+    inventory = {"cpu-x86": 4, "t4": 1}
+    plan, _ = solve(workloads, rows, catalog, inventory=inventory)
+    assert {w.name: w.chosen.hardware for w in plan.workloads} == {"a": "t4", "b": "cpu-x86"}
+    explained = {e.workload: e for e in explain_plan(plan, inventory)}
+    a_text = "\n".join(explained["a"].lines())
+    # a would be cheaper on CPU alone; the shared 4 vCPUs decided otherwise.
+    assert "not the cheapest alone" in a_text and "cpu-x86 fp32 batch 1 x3" in a_text
+    assert explained["a"].runner_ups[0].extra_usd_per_hour == pytest.approx(3 * 0.0446 - 0.526)
+    # Its bf16 CPU option is cheaper still, and rejected for quality.
+    assert any("quality_loss" in r.note for r in explained["a"].cheaper_rejected)
+    b = explained["b"]
+    assert b.replicas_set_by == "demand (2.00 replicas at 80% utilisation, rounded up)"
+    assert any(t.startswith("inventory 50% of cpu-x86") for t in b.limits)
