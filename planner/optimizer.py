@@ -15,10 +15,10 @@ Model::
 Costs are scaled to integers through COST_SCALE (micro-dollars); device counts
 through UNIT_SCALE so fractional units (shared GPUs, later) stay exact.
 
-Before solving, dominated candidates are dropped: on the same hardware with the
-same device count, a candidate no better in the objective (cost or power), no
-faster and no better in quality than another can be swapped for it in any solution without
-changing cost or inventory use. This shrinks the model and breaks cost ties
+Before solving, dominated candidates are dropped: on the same hardware, a
+candidate using no fewer devices, no better in the objective (cost or power),
+no faster and no better in quality than another can be swapped for it in any
+solution without raising cost or inventory use. This shrinks the model and breaks cost ties
 toward latency headroom (a same-price plan with p99 at 149 of 150 ms is worse
 than one at 30 ms).
 
@@ -68,25 +68,31 @@ def _tie_break(c: Candidate, workload_p99_ms: float | None, levels: int) -> int:
     return int(round(levels * min(1.0, c.predicted_p99_ms / workload_p99_ms)))
 
 
-def prune_dominated(cands: Sequence[Candidate], objective: str = "cost") -> list[Candidate]:
-    """Keep, per (hardware, devices), only candidates no other one beats on every criterion.
+def prune_dominated(cands: Sequence[Candidate], objective: str = "cost",
+                    latency_matters: bool = True) -> list[Candidate]:
+    """Keep, per hardware type, only candidates no other one beats on every criterion.
 
-    The criteria are the objective's own coefficient (cost, or power for the energy
-    objective), predicted p99 and quality loss; nothing else enters the model.
+    Criteria: devices used (the inventory), the objective's coefficient (cost or
+    power), and, while the tie-break is active, predicted p99 and quality loss.
+    Swapping a dominated candidate for its dominator never raises the objective
+    or the inventory used, so the optimum is unchanged.
     """
-    groups: dict[tuple[str, float], list[Candidate]] = {}
+    def criteria(c: Candidate) -> tuple:
+        base = (c.devices, _coefficient(c, objective))
+        return base + (c.predicted_p99_ms, c.quality_loss) if latency_matters else base
+
+    groups: dict[str, list[Candidate]] = {}
     for c in cands:
-        groups.setdefault((c.hardware, c.devices), []).append(c)
+        groups.setdefault(c.hardware, []).append(c)
     kept: list[Candidate] = []
     for group in groups.values():
-        group.sort(key=lambda c: (_coefficient(c, objective), c.predicted_p99_ms, c.quality_loss))
-        front: list[Candidate] = []
+        group.sort(key=criteria)
+        front: list[tuple[tuple, Candidate]] = []
         for c in group:
-            if not any(_coefficient(k, objective) <= _coefficient(c, objective)
-                       and k.predicted_p99_ms <= c.predicted_p99_ms and k.quality_loss <= c.quality_loss
-                       for k in front):
-                front.append(c)
-        kept.extend(front)
+            mine = criteria(c)
+            if not any(all(k <= m for k, m in zip(theirs, mine)) for theirs, _ in front):
+                front.append((mine, c))
+        kept.extend(c for _, c in front)
     return kept
 
 
@@ -152,13 +158,16 @@ def optimize(workload_set: WorkloadSet, candidates: Mapping[str, Sequence[Candid
     feasible = {w.name: [c for c in candidates.get(w.name, []) if c.feasible] for w in workload_set.workloads}
     diagnoses = [diagnose_infeasible_workload(w, candidates.get(w.name, []))
                  for w in workload_set.workloads if not feasible[w.name]]
-    placeable = {w: prune_dominated(cands, objective) for w, cands in feasible.items() if cands}
+    # The tie-break has room only below TIE_SCALE (see the objective); without it, latency and
+    # quality do not enter the model and need not survive pruning.
+    levels = (TIE_SCALE - 1) // max(1, sum(1 for cands in feasible.values() if cands))
+    placeable = {w: prune_dominated(cands, objective, latency_matters=levels > 0)
+                 for w, cands in feasible.items() if cands}
 
     model, x, _ = _build(workload_set, placeable, optional=False)
     # Objective: the cost (or power) in units scaled by TIE_SCALE, plus a tie-break that prefers
     # latency headroom among equal-cost choices. The tie-breaks of all workloads add up to less
     # than TIE_SCALE, i.e. less than one micro-dollar, so they never buy a dearer plan.
-    levels = (TIE_SCALE - 1) // max(1, len(placeable))
     targets = {w.name: w.p99_ms for w in workload_set.workloads}
     model.minimize(sum((_coefficient(c, objective) * TIE_SCALE + _tie_break(c, targets[w], levels)) * x[w, i]
                        for w, cands in placeable.items() for i, c in enumerate(cands)))
