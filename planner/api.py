@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from planner.candidates import enumerate_candidates
+from planner.candidate_tables import enumerate_tables
 from planner.catalog import Catalog, load_catalog
 from planner.errors import InputError
 from planner.optimizer import SolverSettings, optimize
@@ -118,8 +118,8 @@ def plan(workloads: WorkloadSet | str | Path, profiles: Iterable[ProfileRow] | P
         rows = list(profiles)
     sources = sorted({r.source for r in rows})
     provenance["profile_sources"] = sources
-    candidates = enumerate_candidates(workloads.workloads, rows, cat, workloads.inventory,
-                                      workloads.max_utilization, workloads.serving_overhead_ms)
+    candidates = enumerate_tables(workloads.workloads, rows, cat, workloads.inventory,
+                                  workloads.max_utilization, workloads.serving_overhead_ms)
     return optimize(workloads, candidates, SolverSettings(time_limit_s=time_limit_s, num_workers=num_workers),
                     provenance)
 

@@ -35,7 +35,11 @@ from typing import Mapping, Sequence
 
 from ortools.sat.python import cp_model
 
+import numpy as np
+
+from planner.candidate_tables import FEASIBLE, CandidateTable
 from planner.candidates import Candidate, diagnose_infeasible_workload
+from planner.lp_decomposition import solve_by_lp
 from planner.plan import Plan, WorkloadPlan
 from planner.workloads import WorkloadSet
 
@@ -96,6 +100,45 @@ def prune_dominated(cands: Sequence[Candidate], objective: str = "cost",
     return kept
 
 
+# Up to this many candidates in all, plan.json lists every one evaluated as `alternatives`; beyond
+# it (thousands of workloads), each workload lists its pruned feasible ones and its 3 cheapest rejected.
+ALL_ALTERNATIVES_LIMIT = 200_000
+# From this many workloads on, the LP relaxation + exact repair (planner/lp_decomposition.py)
+# replaces the full CP-SAT model: same optimum in practice, a proven bound, seconds not minutes.
+LARGE_INSTANCE_WORKLOADS = 2_000
+
+CandidateSource = Sequence[Candidate] | CandidateTable
+
+
+def _has_feasible(cands: CandidateSource) -> bool:
+    if isinstance(cands, CandidateTable):
+        return bool((cands.code == FEASIBLE).any())
+    return any(c.feasible for c in cands)
+
+
+def _sorted(cands: list[Candidate]) -> list[Candidate]:
+    return sorted(cands, key=lambda c: (not c.feasible, c.usd_per_hour, c.predicted_p99_ms))
+
+
+def expand(cands: CandidateSource, objective: str, latency_matters: bool,
+           all_alternatives: bool) -> tuple[list[Candidate], list[Candidate]]:
+    """(the feasible candidates the model needs, after pruning; the alternatives the plan reports)."""
+    if not isinstance(cands, CandidateTable):
+        return prune_dominated([c for c in cands if c.feasible], objective, latency_matters), list(cands)
+    table = cands
+    if latency_matters:
+        feasible = [table.candidate(int(i)) for i in np.nonzero(table.code == FEASIBLE)[0]]
+        kept = prune_dominated(feasible, objective, True)
+    else:
+        coefficient = np.round(table.power * POWER_SCALE if objective == "energy" else table.cost * COST_SCALE)
+        kept = [table.candidate(i) for i in table.pareto_feasible(coefficient)]
+    if all_alternatives:
+        return kept, _sorted([table.candidate(i) for i in range(len(table))])
+    rejected = np.nonzero(table.code != FEASIBLE)[0]
+    cheapest = rejected[np.argsort(table.cost[rejected], kind="stable")[:3]]
+    return kept, _sorted(kept + [table.candidate(int(i)) for i in cheapest])
+
+
 def _build(workload_set: WorkloadSet, feasible: Mapping[str, Sequence[Candidate]], optional: bool):
     model = cp_model.CpModel()
     # Variables: x[w, i] for the i-th feasible candidate of workload w.
@@ -119,10 +162,25 @@ def _build(workload_set: WorkloadSet, feasible: Mapping[str, Sequence[Candidate]
     return model, x, placed
 
 
-def _hint_greedy(model: cp_model.CpModel, x, feasible: Mapping[str, Sequence[Candidate]], objective: str) -> None:
-    """Hint each workload's cheapest candidate (fastest among equals): optimal when inventory does not bind."""
-    for w, cands in feasible.items():
-        best = min(range(len(cands)), key=lambda i: (_coefficient(cands[i], objective), cands[i].predicted_p99_ms))
+def _hint_greedy(model: cp_model.CpModel, x, feasible: Mapping[str, Sequence[Candidate]], objective: str,
+                 inventory: Mapping[str, int] | None) -> None:
+    """Hint a feasible start: each workload's cheapest candidate (fastest among equals) that still fits.
+
+    Largest demand for units first; without an inventory this is the optimum. With one,
+    the solver starts from a plan that already respects it and improves from there.
+    """
+    left = None if inventory is None else {hw: float(n) for hw, n in inventory.items()}
+
+    def key(c: Candidate) -> tuple:
+        return (_coefficient(c, objective), c.predicted_p99_ms)
+
+    order = sorted(feasible, key=lambda w: -min(c.devices for c in feasible[w]))
+    for w in order:
+        cands = feasible[w]
+        fitting = [i for i, c in enumerate(cands) if left is None or c.devices <= left.get(c.hardware, 0.0) + 1e-9]
+        best = min(fitting or range(len(cands)), key=lambda i: key(cands[i]))
+        if left is not None and fitting:
+            left[cands[best].hardware] = left.get(cands[best].hardware, 0.0) - cands[best].devices
         for i in range(len(cands)):
             model.add_hint(x[w, i], i == best)
 
@@ -132,6 +190,8 @@ def _solver(settings: SolverSettings) -> cp_model.CpSolver:
     solver.parameters.max_time_in_seconds = settings.time_limit_s
     solver.parameters.num_workers = settings.num_workers
     solver.parameters.random_seed = settings.random_seed
+    # The inventory rows are knapsack constraints; their LP relaxation gives CP-SAT a tight bound.
+    solver.parameters.linearization_level = 2
     return solver
 
 
@@ -150,20 +210,10 @@ def _inventory_diagnosis(workload_set: WorkloadSet, name: str, cands: Sequence[C
             + ". To fix: add inventory, or lower qps / relax p99_ms of some workload")
 
 
-def optimize(workload_set: WorkloadSet, candidates: Mapping[str, Sequence[Candidate]],
-             settings: SolverSettings = SolverSettings(), provenance: Mapping[str, object] | None = None) -> Plan:
-    """Solve the plan. Never raises for an infeasible instance: the Plan says INFEASIBLE and why."""
-    started = time.perf_counter()
-    objective = workload_set.objective
-    feasible = {w.name: [c for c in candidates.get(w.name, []) if c.feasible] for w in workload_set.workloads}
-    diagnoses = [diagnose_infeasible_workload(w, candidates.get(w.name, []))
-                 for w in workload_set.workloads if not feasible[w.name]]
-    # The tie-break has room only below TIE_SCALE (see the objective); without it, latency and
-    # quality do not enter the model and need not survive pruning.
-    levels = (TIE_SCALE - 1) // max(1, sum(1 for cands in feasible.values() if cands))
-    placeable = {w: prune_dominated(cands, objective, latency_matters=levels > 0)
-                 for w, cands in feasible.items() if cands}
-
+def _solve_cp_sat(workload_set: WorkloadSet, placeable: Mapping[str, list[Candidate]], objective: str,
+                  levels: int, settings: SolverSettings) -> tuple[str, dict[str, Candidate], float, list[str]]:
+    """The CP-SAT model (1)-(2); on infeasibility, the optional-placement model and its diagnoses."""
+    diagnoses: list[str] = []
     model, x, _ = _build(workload_set, placeable, optional=False)
     # Objective: the cost (or power) in units scaled by TIE_SCALE, plus a tie-break that prefers
     # latency headroom among equal-cost choices. The tie-breaks of all workloads add up to less
@@ -171,7 +221,7 @@ def optimize(workload_set: WorkloadSet, candidates: Mapping[str, Sequence[Candid
     targets = {w.name: w.p99_ms for w in workload_set.workloads}
     model.minimize(sum((_coefficient(c, objective) * TIE_SCALE + _tie_break(c, targets[w], levels)) * x[w, i]
                        for w, cands in placeable.items() for i, c in enumerate(cands)))
-    _hint_greedy(model, x, placeable, objective)
+    _hint_greedy(model, x, placeable, objective, workload_set.inventory)
     solver = _solver(settings)
     status = solver.solve(model)
     status_name = _STATUS.get(status, "UNKNOWN")
@@ -199,6 +249,42 @@ def optimize(workload_set: WorkloadSet, candidates: Mapping[str, Sequence[Candid
             used[c.hardware] = used.get(c.hardware, 0.0) + c.devices
         diagnoses += [_inventory_diagnosis(workload_set, w, cands, used)
                       for w, cands in placeable.items() if w not in chosen]
+    return status_name, chosen, bound_scaled, diagnoses
+
+
+def optimize(workload_set: WorkloadSet, candidates: Mapping[str, CandidateSource],
+             settings: SolverSettings = SolverSettings(), provenance: Mapping[str, object] | None = None) -> Plan:
+    """Solve the plan. Never raises for an infeasible instance: the Plan says INFEASIBLE and why."""
+    started = time.perf_counter()
+    objective = workload_set.objective
+    sources = {w.name: candidates.get(w.name, []) for w in workload_set.workloads}
+    has_feasible = {name: _has_feasible(cands) for name, cands in sources.items()}
+    diagnoses = [diagnose_infeasible_workload(w, expand(sources[w.name], objective, True, True)[1])
+                 for w in workload_set.workloads if not has_feasible[w.name]]
+    # The tie-break has room only below TIE_SCALE (see the objective); without it, latency and
+    # quality do not enter the model and need not survive pruning.
+    levels = (TIE_SCALE - 1) // max(1, sum(has_feasible.values()))
+    all_alternatives = sum(len(c) for c in sources.values()) <= ALL_ALTERNATIVES_LIMIT
+    placeable: dict[str, list[Candidate]] = {}
+    alternatives: dict[str, list[Candidate]] = {}
+    for name, cands in sources.items():
+        kept, alternatives[name] = expand(cands, objective, levels > 0, all_alternatives)
+        if has_feasible[name]:
+            placeable[name] = kept
+
+    lp_result = None
+    if len(placeable) >= LARGE_INSTANCE_WORKLOADS:
+        lp_result = solve_by_lp(placeable, workload_set.inventory, objective, settings.time_limit_s,
+                                settings.num_workers)
+    if lp_result is not None:
+        chosen = lp_result.chosen
+        achieved = sum(c.power_w if objective == "energy" else c.usd_per_hour for c in chosen.values())
+        proven = achieved <= lp_result.lower_bound * (1 + 1e-9) + 1e-9
+        status_name = "OPTIMAL" if proven else "FEASIBLE"
+        bound_scaled = lp_result.lower_bound * (POWER_SCALE if objective == "energy" else COST_SCALE)
+    else:
+        status_name, chosen, bound_scaled, more = _solve_cp_sat(workload_set, placeable, objective, levels, settings)
+        diagnoses += more
     if diagnoses:
         status_name = "INFEASIBLE"
 
@@ -207,7 +293,7 @@ def optimize(workload_set: WorkloadSet, candidates: Mapping[str, Sequence[Candid
         if w.name in chosen:
             plans.append(WorkloadPlan(name=w.name, model=w.model, kind=w.kind, qps_target=w.demand_rps,
                                       p99_ms_target=w.p99_ms, chosen=chosen[w.name],
-                                      alternatives=tuple(candidates.get(w.name, []))))
+                                      alternatives=tuple(alternatives[w.name])))
     cost = sum(c.usd_per_hour for c in chosen.values())
     power = sum(c.power_w for c in chosen.values())
     if objective == "cost" and status_name in ("OPTIMAL", "FEASIBLE"):

@@ -166,3 +166,71 @@ def test_explanations_name_limits_runner_ups_and_rejected_cheaper_options(catalo
     b = explained["b"]
     assert b.replicas_set_by == "demand (2.00 replicas at 80% utilisation, rounded up)"
     assert any(t.startswith("inventory 50% of cpu-x86") for t in b.limits)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_numpy_candidate_tables_match_the_reference_evaluation(catalog, seed):
+    """planner/candidate_tables.py must agree with evaluate_candidate, field by field and in the optimum."""
+    from planner.candidate_tables import enumerate_tables
+    rng = random.Random(100 + seed)
+    hardware = ["cpu-x86", "t4", "l4", "a100-40gb", "a10g"]
+    rows = [row(m, h, p, b, p99=rng.uniform(1, 40), rps=rng.uniform(20, 3000), quality=rng.choice([0, 0.005, 0.02]),
+                mem=rng.choice([0.1, 30.0]))
+            for m in ("m0", "m1") for h in hardware for p in ("fp32", "bf16", "int8") for b in (1, 8)]
+    workloads = [online(f"w{i}", rng.choice(["m0", "m1"]), qps=rng.uniform(10, 800), p99_ms=rng.uniform(20, 200),
+                        precisions=("fp32", "bf16"), max_quality_loss=0.01, min_replicas=rng.choice([1, 2]))
+                 for i in range(5)]
+    inventory = {"cpu-x86": rng.randint(0, 40), "t4": rng.randint(0, 2), "l4": 1}
+    ws = WorkloadSet(tuple(workloads), inventory=inventory, serving_overhead_ms=2.0)
+    reference = enumerate_candidates(ws.workloads, rows, catalog, inventory, 0.8, 2.0)
+    tables = enumerate_tables(ws.workloads, rows, catalog, inventory, 0.8, 2.0)
+    for w in workloads:
+        from_tables = sorted((tables[w.name].candidate(i) for i in range(len(tables[w.name]))),
+                             key=lambda c: (c.hardware, c.precision, c.batch_size))
+        expected = sorted(reference[w.name], key=lambda c: (c.hardware, c.precision, c.batch_size))
+        assert len(from_tables) == len(expected)
+        for got, want in zip(from_tables, expected):
+            assert (got.replicas, got.feasible, got.reason) == (want.replicas, want.feasible, want.reason)
+            assert got.predicted_p99_ms == pytest.approx(want.predicted_p99_ms)
+            assert got.usd_per_hour == pytest.approx(want.usd_per_hour)
+    a, b = optimize(ws, reference), optimize(ws, tables)
+    assert (a.status, len(a.infeasible)) == (b.status, len(b.infeasible))
+    assert a.objective_usd_per_hour == pytest.approx(b.objective_usd_per_hour)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_lp_path_brackets_the_exhaustive_optimum(catalog, seed):
+    """The large-instance path: its LP bound never exceeds the true optimum and its plan never beats it."""
+    from planner.lp_decomposition import solve_by_lp
+    from planner.optimizer import expand
+    rng = random.Random(seed)
+    hardware = ["cpu-x86", "t4", "l4", "a100-40gb"]
+    rows = [row(m, h, p, b, p99=rng.uniform(1, 40), rps=rng.uniform(20, 3000)) for m in ("m0", "m1", "m2")
+            for h in hardware for p in ("fp32", "bf16") for b in (1, 8)]
+    workloads = [online(f"w{i}", rng.choice(["m0", "m1", "m2"]), qps=rng.uniform(10, 800),
+                        p99_ms=rng.uniform(20, 200), precisions=("fp32", "bf16")) for i in range(4)]
+    inventory = {"cpu-x86": rng.randint(0, 40), "t4": rng.randint(0, 2), "l4": rng.randint(0, 2), "a100-40gb": 1}
+    cands = enumerate_candidates(workloads, rows, catalog, inventory, 0.8, 2.0)
+    best = _exhaustive(workloads, cands, inventory)
+    placeable = {w.name: expand(cands[w.name], "cost", False, True)[0] for w in workloads}
+    result = solve_by_lp(placeable, inventory, "cost", 5.0, 2) if all(placeable.values()) else None
+    if best is None:
+        assert result is None
+    elif result is not None:
+        cost = sum(c.usd_per_hour for c in result.chosen.values())
+        assert result.lower_bound <= best + 1e-9 <= cost + 2e-9
+        used: dict[str, float] = {}
+        for c in result.chosen.values():
+            used[c.hardware] = used.get(c.hardware, 0) + c.devices
+        assert all(used.get(h, 0) <= n + 1e-9 for h, n in inventory.items())
+
+
+def test_candidates_from_tables_hold_plain_python_values(catalog):
+    """plan.json must serialise: no numpy scalars may leak out of the numpy evaluation."""
+    import json
+    from dataclasses import asdict
+    from planner.candidate_tables import enumerate_tables
+    tables = enumerate_tables([online("w", "m", qps=100, p99_ms=50)], [row("m", "cpu-x86"), row("m", "t4")], catalog,
+                              None, 0.8, 2.0)
+    for i in range(len(tables["w"])):
+        json.dumps(asdict(tables["w"].candidate(i)))
