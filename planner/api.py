@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from planner.candidate_tables import enumerate_tables
+from planner.candidates import ENERGY_OBJECTIVES
 from planner.catalog import Catalog, load_catalog
 from planner.errors import InputError
 from planner.optimizer import SolverSettings, optimize
@@ -119,7 +120,9 @@ def plan(workloads: WorkloadSet | str | Path, profiles: Iterable[ProfileRow] | P
     sources = sorted({r.source for r in rows})
     provenance["profile_sources"] = sources
     candidates = enumerate_tables(workloads.workloads, rows, cat, workloads.inventory,
-                                  workloads.max_utilization, workloads.serving_overhead_ms)
+                                  workloads.max_utilization, workloads.serving_overhead_ms,
+                                  workloads.electricity, workloads.objective,
+                                  workloads.objective in ENERGY_OBJECTIVES or workloads.max_wall_power_w is not None)
     return optimize(workloads, candidates, SolverSettings(time_limit_s=time_limit_s, num_workers=num_workers),
                     provenance)
 

@@ -13,13 +13,14 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from planner.candidates import Candidate, _source_label
+from planner.candidates import (ENERGY_OBJECTIVES, Candidate, _source_label, energy_unknown, idle_w_per_unit,
+                               running_costs)
 from planner.catalog import Catalog, HardwareType
 from planner.latency import DEFAULT_SERVING_OVERHEAD_MS
 from planner.profiles import ProfileRow
-from planner.workloads import Workload
+from planner.workloads import Electricity, Workload
 
-FEASIBLE, PRECISION, QUALITY, MEMORY, P99, INVENTORY = range(6)
+FEASIBLE, PRECISION, QUALITY, MEMORY, P99, INVENTORY, ENERGY_UNKNOWN = range(7)
 
 
 @dataclass
@@ -36,6 +37,8 @@ class ModelRows:
     energy: np.ndarray
     quality: np.ndarray
     price: np.ndarray
+    idle_w: np.ndarray                # per unit
+    energy_unknown: np.ndarray        # bool: no measured or estimated energy
     memory_limit: np.ndarray          # nan where the catalog has no memory figure
     hw_index: np.ndarray              # index into `hardware_names`
     hardware_names: list[str]
@@ -50,6 +53,8 @@ class ModelRows:
                    throughput=f(lambda r: r.throughput_rps), units=f(lambda r: r.units_per_replica),
                    memory=f(lambda r: r.memory_gib), energy=f(lambda r: r.energy_j_per_item),
                    quality=f(lambda r: r.quality_loss), price=np.array([h.usd_per_hour for h in hardware]),
+                   idle_w=np.array([idle_w_per_unit(h) for h in hardware]),
+                   energy_unknown=np.array([energy_unknown(r) for r in rows], dtype=bool),
                    memory_limit=np.array([np.nan if h.memory_gib is None else h.memory_gib for h in hardware])
                    * f(lambda r: r.units_per_replica),
                    hw_index=np.array([names.index(r.hardware) for r in rows]), hardware_names=names)
@@ -65,10 +70,14 @@ class CandidateTable:
     wait_ms: np.ndarray
     p99_ms: np.ndarray
     devices: np.ndarray
-    cost: np.ndarray
+    cost: np.ndarray                  # $/h including electricity
     power: np.ndarray
+    energy_usd: np.ndarray
+    carbon_g: np.ndarray
+    objective_value: np.ndarray
     code: np.ndarray                  # FEASIBLE or the first limit broken, in evaluate_candidate's order
     available: np.ndarray             # inventory of each row's hardware (inf: unbounded)
+    objective: str = "cost"
 
     def __len__(self) -> int:
         return len(self.model.rows)
@@ -88,6 +97,8 @@ class CandidateTable:
             available = int(self.available[i])
             return (f"needs {self.devices[i]:g} {hw.unit} of {row.hardware}, inventory has {available}"
                     if available else f"no {row.hardware} in the inventory")
+        if code == ENERGY_UNKNOWN:
+            return f"energy unknown ({row.energy_source}); objective {self.objective} needs it"
         return ""
 
     def candidate(self, i: int) -> Candidate:
@@ -99,7 +110,9 @@ class CandidateTable:
             predicted_throughput_rps=float(self.replicas[i] * row.throughput_rps),
             batch_wait_timeout_ms=float(self.wait_ms[i]), usd_per_hour=float(self.cost[i]),
             power_w=float(self.power[i]), quality_loss=row.quality_loss, memory_gib=row.memory_gib,
-            profile_source=_source_label(row), feasible=bool(self.code[i] == FEASIBLE), reason=self.reason(i))
+            profile_source=_source_label(row), feasible=bool(self.code[i] == FEASIBLE), reason=self.reason(i),
+            energy_usd_per_hour=float(self.energy_usd[i]), carbon_g_per_hour=float(self.carbon_g[i]),
+            objective_value=float(self.objective_value[i]), energy_unknown=bool(self.model.energy_unknown[i]))
 
     def pareto_feasible(self, coefficient: np.ndarray) -> list[int]:
         """Feasible indices not dominated on (devices, coefficient) within their hardware type."""
@@ -117,7 +130,9 @@ class CandidateTable:
 
 
 def evaluate_table(workload: Workload, model: ModelRows, inventory: Mapping[str, int] | None,
-                   max_utilization: float, serving_overhead_ms: float = DEFAULT_SERVING_OVERHEAD_MS) -> CandidateTable:
+                   max_utilization: float, serving_overhead_ms: float = DEFAULT_SERVING_OVERHEAD_MS,
+                   electricity: Electricity = Electricity(), objective: str = "cost",
+                   needs_energy: bool | None = None) -> CandidateTable:
     demand = workload.demand_rps
     need = np.ceil(demand / (model.throughput * max_utilization) - 1e-9) if demand > 0 else np.zeros(len(model.rows))
     replicas = np.maximum(workload.min_replicas, np.maximum(need, 1.0 if demand > 0 else 0.0))
@@ -136,16 +151,24 @@ def evaluate_table(workload: Workload, model: ModelRows, inventory: Mapping[str,
         (P99, (p99 > workload.p99_ms) if (workload.kind == "online" and workload.p99_ms is not None)
          else np.zeros(len(model.rows), dtype=bool)),
         (INVENTORY, devices > available),
+        (ENERGY_UNKNOWN, model.energy_unknown if (objective in ENERGY_OBJECTIVES if needs_energy is None
+                                                  else needs_energy) else np.zeros(len(model.rows), dtype=bool)),
     ]
     for value, broken in reversed(checks):  # the first limit broken, in order, wins
         code = np.where(broken, value, code)
-    return CandidateTable(workload, model, replicas, per_replica, wait, p99, devices, devices * model.price,
-                          demand * model.energy, code, available)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        power, energy_usd, carbon_g, usd, value = running_costs(
+            demand, model.energy, replicas * model.throughput, devices, model.idle_w, devices * model.price,
+            electricity, objective)
+    return CandidateTable(workload, model, replicas, per_replica, wait, p99, devices, usd, power, energy_usd,
+                          carbon_g, value, code, available, objective)
 
 
 def enumerate_tables(workloads: Iterable[Workload], rows: Sequence[ProfileRow], catalog: Catalog,
                      inventory: Mapping[str, int] | None, max_utilization: float,
-                     serving_overhead_ms: float = DEFAULT_SERVING_OVERHEAD_MS) -> dict[str, CandidateTable]:
+                     serving_overhead_ms: float = DEFAULT_SERVING_OVERHEAD_MS,
+                     electricity: Electricity = Electricity(), objective: str = "cost",
+                     needs_energy: bool | None = None) -> dict[str, CandidateTable]:
     by_model: dict[str, list[ProfileRow]] = {}
     for row in rows:
         if row.mode == "inference":
@@ -155,5 +178,6 @@ def enumerate_tables(workloads: Iterable[Workload], rows: Sequence[ProfileRow], 
     tables = {}
     for w in workloads:
         model = models.get(w.model) or empty or ModelRows.build([], catalog)
-        tables[w.name] = evaluate_table(w, model, inventory, max_utilization, serving_overhead_ms)
+        tables[w.name] = evaluate_table(w, model, inventory, max_utilization, serving_overhead_ms, electricity,
+                                        objective, needs_energy)
     return tables

@@ -15,7 +15,7 @@ from planner.catalog import Catalog
 from planner.latency import (DEFAULT_SERVING_OVERHEAD_MS, batch_wait_timeout_ms, predicted_p99_ms,
                              replicas_for_demand)
 from planner.profiles import ProfileRow
-from planner.workloads import Workload
+from planner.workloads import Electricity, Workload
 
 
 @dataclass(frozen=True)
@@ -32,16 +32,59 @@ class Candidate:
     predicted_throughput_rps: float  # capacity of all replicas at 100% busy
     batch_wait_timeout_ms: float
     usd_per_hour: float
-    power_w: float                  # demand x energy per item (the energy objective)
+    power_w: float                  # busy + idle power of its replicas (see running_costs)
     quality_loss: float
     memory_gib: float
     profile_source: str             # measured | estimated | imported, with detail
     feasible: bool
     reason: str                     # "" when feasible, else the limit it breaks, with values
+    energy_usd_per_hour: float = 0.0   # electricity bill (included in usd_per_hour)
+    carbon_g_per_hour: float = 0.0
+    objective_value: float = 0.0       # in the objective's units: $/h, W, gCO2e/h
+    energy_unknown: bool = False       # power_w/carbon leave this configuration's energy out: nobody knows it
 
     def describe(self) -> str:
         return (f"{self.hardware} {self.precision} batch {self.batch_size} x{self.replicas} "
                 f"({self.devices:g} {self.unit})")
+
+
+OBJECTIVE_UNITS = {"cost": "usd_per_hour", "energy": "watts", "carbon": "gco2e_per_hour",
+                   "cost+carbon": "usd_per_hour"}
+
+
+def idle_w_per_unit(hardware) -> float:
+    """Idle draw of one unit; when only the maximum is published, 20% of it (as the energy estimate)."""
+    if hardware.power_idle_w is not None:
+        return hardware.power_idle_w
+    return 0.2 * (hardware.power_max_w or 0.0)
+
+
+def running_costs(demand_rps, energy_j_per_item, capacity_rps, devices, idle_w, hardware_usd_per_hour,
+                  electricity: Electricity, objective: str):
+    """Power, electricity, carbon, total $/h and the objective value of a configuration.
+
+    Works on floats and on numpy arrays alike (planner/candidate_tables.py uses it).
+    Measured energy per item already includes the device's idle draw while it is
+    busy; the replicas also idle for the rest of the time:
+        power_w = demand x J/item + devices x idle_w x (1 - busy),  busy = demand / capacity
+    """
+    busy = demand_rps / capacity_rps
+    power_w = demand_rps * energy_j_per_item + devices * idle_w * (1.0 - busy)
+    wall_kw = power_w * electricity.pue / 1000.0
+    energy_usd = wall_kw * electricity.usd_per_kwh
+    carbon_g = wall_kw * electricity.grid_gco2e_per_kwh
+    usd = hardware_usd_per_hour + energy_usd
+    value = {"cost": usd, "energy": power_w * electricity.pue, "carbon": carbon_g,
+             "cost+carbon": usd + carbon_g / 1000.0 * electricity.carbon_usd_per_kg}[objective]
+    return power_w, energy_usd, carbon_g, usd, value
+
+
+ENERGY_OBJECTIVES = ("energy", "carbon", "cost+carbon")
+
+
+def energy_unknown(row: ProfileRow) -> bool:
+    """True when nobody measured or could estimate the row's energy (e.g. no power figure published)."""
+    return row.energy_source.startswith("unknown")
 
 
 def _source_label(row: ProfileRow) -> str:
@@ -50,7 +93,9 @@ def _source_label(row: ProfileRow) -> str:
 
 def evaluate_candidate(workload: Workload, row: ProfileRow, catalog: Catalog,
                        inventory: Mapping[str, int] | None, max_utilization: float,
-                       serving_overhead_ms: float = DEFAULT_SERVING_OVERHEAD_MS) -> Candidate:
+                       serving_overhead_ms: float = DEFAULT_SERVING_OVERHEAD_MS,
+                       electricity: Electricity = Electricity(), objective: str = "cost",
+                       needs_energy: bool | None = None) -> Candidate:
     """Size replicas for one profile row and check every per-workload limit, in a fixed order."""
     hw = catalog.get(row.hardware)
     demand = workload.demand_rps
@@ -79,21 +124,28 @@ def evaluate_candidate(workload: Workload, row: ProfileRow, catalog: Catalog,
     elif available is not None and devices > available:
         reason = (f"needs {devices:g} {hw.unit} of {row.hardware}, inventory has {available}"
                   if available else f"no {row.hardware} in the inventory")
+    # 6. An objective or cap about energy cannot weigh a configuration whose energy nobody knows.
+    elif (objective in ENERGY_OBJECTIVES if needs_energy is None else needs_energy) and energy_unknown(row):
+        reason = f"energy unknown ({row.energy_source}); objective {objective} needs it"
 
+    power_w, energy_usd, carbon_g, usd, value = running_costs(
+        demand, row.energy_j_per_item, replicas * row.throughput_rps, devices, idle_w_per_unit(hw),
+        devices * hw.usd_per_hour, electricity, objective)
     return Candidate(
         workload=workload.name, hardware=row.hardware, precision=row.precision, batch_size=row.batch_size,
         units_per_replica=row.units_per_replica, replicas=replicas, devices=devices, unit=hw.unit,
         predicted_p99_ms=p99, predicted_throughput_rps=replicas * row.throughput_rps,
         batch_wait_timeout_ms=batch_wait_timeout_ms(row.batch_size, per_replica_rps),
-        usd_per_hour=devices * hw.usd_per_hour, power_w=demand * row.energy_j_per_item,
-        quality_loss=row.quality_loss, memory_gib=row.memory_gib, profile_source=_source_label(row),
-        feasible=not reason, reason=reason)
+        usd_per_hour=usd, power_w=power_w, quality_loss=row.quality_loss, memory_gib=row.memory_gib,
+        profile_source=_source_label(row), feasible=not reason, reason=reason, energy_usd_per_hour=energy_usd,
+        carbon_g_per_hour=carbon_g, objective_value=value, energy_unknown=energy_unknown(row))
 
 
 def enumerate_candidates(workloads: Iterable[Workload], rows: Sequence[ProfileRow], catalog: Catalog,
                          inventory: Mapping[str, int] | None, max_utilization: float,
                          serving_overhead_ms: float = DEFAULT_SERVING_OVERHEAD_MS,
-                         ) -> dict[str, list[Candidate]]:
+                         electricity: Electricity = Electricity(), objective: str = "cost",
+                         needs_energy: bool | None = None) -> dict[str, list[Candidate]]:
     """All candidates per workload name, cheapest first (feasible before infeasible)."""
     by_model: dict[str, list[ProfileRow]] = {}
     for row in rows:
@@ -101,7 +153,8 @@ def enumerate_candidates(workloads: Iterable[Workload], rows: Sequence[ProfileRo
             by_model.setdefault(row.model, []).append(row)
     result: dict[str, list[Candidate]] = {}
     for w in workloads:
-        cands = [evaluate_candidate(w, row, catalog, inventory, max_utilization, serving_overhead_ms)
+        cands = [evaluate_candidate(w, row, catalog, inventory, max_utilization, serving_overhead_ms,
+                                    electricity, objective, needs_energy)
                  for row in by_model.get(w.model, [])]
         cands.sort(key=lambda c: (not c.feasible, c.usd_per_hour, c.predicted_p99_ms))
         result[w.name] = cands

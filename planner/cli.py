@@ -184,6 +184,36 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0 if plan.ok else EXIT_INFEASIBLE
 
 
+def cmd_pareto(args: argparse.Namespace) -> int:
+    import csv
+    import io
+    from dataclasses import asdict
+
+    from planner.catalog import load_catalog
+    from planner.models import builtin_model_names
+    from planner.pareto import cost_vs_energy, cost_vs_p99
+    from planner.profiles import read_profiles_csv, write_atomically
+    from planner.workloads import load_workloads
+
+    catalog = load_catalog(args.catalog)
+    ws = load_workloads(args.workloads, known_models=builtin_model_names(), known_hardware=catalog.names())
+    rows = read_profiles_csv(args.profiles, known_hardware=catalog.names())
+    points = cost_vs_p99(ws, rows, catalog) if args.axis == "p99" else cost_vs_energy(ws, rows, catalog, args.points)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(asdict(points[0])), lineterminator="\n")
+    writer.writeheader()
+    for p in points:
+        writer.writerow(asdict(p))
+        cost = "-" if p.usd_per_hour is None else f"${p.usd_per_hour:.4f}/h"
+        power = "-" if p.wall_power_w is None else f"{p.wall_power_w:.1f} W" + (
+            f" + unknown ({p.energy_unknown_workloads} workloads)" if p.energy_unknown_workloads else "")
+        label = f"p99 targets x{p.axis_value:g}" if p.axis == "p99_scale" else f"power cap {p.axis_value:.1f} W"
+        console.print(f"{label:>24}: {p.status:10s} {cost:>14} {power:>12}")
+    write_atomically(args.out, buffer.getvalue())
+    console.print(f"Pareto points written to {args.out} (costs from the plan's profiles: see each plan's sources)")
+    return 0
+
+
 def cmd_deploy(args: argparse.Namespace) -> int:
     import time
 
@@ -273,6 +303,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-partial", action="store_true", help="write the plan even if some workloads do not fit")
     p.add_argument("--explain", action="store_true", help="say why each workload got its configuration")
     p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("pareto", help="sweep cost against p99 targets or power (one plan per point)")
+    p.add_argument("--workloads", required=True)
+    p.add_argument("--profiles", required=True)
+    p.add_argument("--catalog")
+    p.add_argument("--axis", choices=["p99", "energy"], default="p99")
+    p.add_argument("--points", type=int, default=6, help="points on the energy axis")
+    p.add_argument("--out", default="pareto.csv")
+    p.set_defaults(func=cmd_pareto)
 
     for name, func, text in (("deploy", cmd_deploy, "deploy a plan on Ray Serve"),
                              ("verify", cmd_verify, "drive deployed workloads with Poisson load; compare")):

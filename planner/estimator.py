@@ -129,7 +129,8 @@ def estimate_rows(measured: Sequence[ProfileRow], source: HardwareType, target: 
             source_detail=(f"roofline estimate from {source.name} ({rows[0].device_name}): efficiency "
                            f"{efficiency:.3g} of roofline, overhead {overhead:.3g} ms"
                            f"{'' if same_kind else ' (default for ' + target.kind + ')'}"),
-            energy_source=f"estimated: catalog power model ({idle_w:g}-{max_w:g} W) x estimated latency",
+            energy_source=(f"estimated: catalog power model ({idle_w:g}-{max_w:g} W) x estimated latency" if max_w
+                           else f"unknown: no power figure for {target.name} in the catalog"),
             achieved_tflops=curve.flops_per_item * b / p50 * 1e3 / 1e12,
             achieved_gbps=curve.bytes_per_item * b / p50 * 1e3 / 1e9,
             peak_fraction=None, uncertainty_pct=uncertainty, device_fingerprint="", runtime_version="",

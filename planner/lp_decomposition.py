@@ -34,16 +34,16 @@ class LpResult:
     fractional_workloads: int
 
 
-def _value(c: Candidate, objective: str) -> float:
-    return c.power_w if objective == "energy" else c.usd_per_hour
-
-
 def solve_by_lp(placeable: Mapping[str, Sequence[Candidate]], inventory: Mapping[str, int] | None,
-                objective: str, time_limit_s: float, num_workers: int) -> LpResult | None:
-    """None when the LP is infeasible or the rounding step finds no completion."""
+                time_limit_s: float, num_workers: int, budget_usd_per_hour: float | None = None) -> LpResult | None:
+    """None when the LP is infeasible or the rounding step finds no completion.
+
+    Minimises each candidate's `objective_value` (computed for the plan's objective).
+    """
     lp = pywraplp.Solver.CreateSolver("GLOP")
     y = {}
     caps = {hw: lp.Constraint(-lp.infinity(), float(n)) for hw, n in (inventory or {}).items()}
+    budget = None if budget_usd_per_hour is None else lp.Constraint(-lp.infinity(), budget_usd_per_hour)
     objective_row = lp.Objective()
     for w, cands in placeable.items():
         one = lp.Constraint(1.0, 1.0)
@@ -51,9 +51,11 @@ def solve_by_lp(placeable: Mapping[str, Sequence[Candidate]], inventory: Mapping
             var = lp.NumVar(0.0, 1.0, "")
             y[w, i] = var
             one.SetCoefficient(var, 1.0)
-            objective_row.SetCoefficient(var, _value(c, objective))
+            objective_row.SetCoefficient(var, c.objective_value)
             if c.hardware in caps:
                 caps[c.hardware].SetCoefficient(var, c.devices)
+            if budget is not None:
+                budget.SetCoefficient(var, c.usd_per_hour)
     objective_row.SetMinimization()
     lp.SetTimeLimit(int(time_limit_s * 1000))
     if lp.Solve() != pywraplp.Solver.OPTIMAL:
@@ -71,8 +73,10 @@ def solve_by_lp(placeable: Mapping[str, Sequence[Candidate]], inventory: Mapping
                 left[cands[best].hardware] -= cands[best].devices
         else:
             fractional.append(w)
+    spent = sum(c.usd_per_hour for c in chosen.values())
     if fractional:
-        rest = _exact_for(fractional, placeable, left, objective, time_limit_s, num_workers)
+        room = None if budget_usd_per_hour is None else budget_usd_per_hour - spent
+        rest = _exact_for(fractional, placeable, left, room, time_limit_s, num_workers)
         if rest is None:
             return None
         chosen.update(rest)
@@ -80,7 +84,7 @@ def solve_by_lp(placeable: Mapping[str, Sequence[Candidate]], inventory: Mapping
 
 
 def _exact_for(workloads: Sequence[str], placeable: Mapping[str, Sequence[Candidate]], left: Mapping[str, float],
-               objective: str, time_limit_s: float, num_workers: int) -> dict[str, Candidate] | None:
+               budget_left: float | None, time_limit_s: float, num_workers: int) -> dict[str, Candidate] | None:
     """CP-SAT over the fractional workloads only, in the inventory that remains."""
     model = cp_model.CpModel()
     x = {(w, i): model.new_bool_var("") for w in workloads for i in range(len(placeable[w]))}
@@ -91,7 +95,10 @@ def _exact_for(workloads: Sequence[str], placeable: Mapping[str, Sequence[Candid
                  if c.hardware == hw]
         if terms:
             model.add(sum(terms) <= int(room * 1000 + 1e-6))
-    model.minimize(sum(int(round(_value(c, objective) * 1e6)) * x[w, i]
+    if budget_left is not None:
+        model.add(sum(int(round(c.usd_per_hour * 1e6)) * x[w, i] for w in workloads
+                      for i, c in enumerate(placeable[w])) <= int(budget_left * 1e6))
+    model.minimize(sum(int(round(c.objective_value * 1e6)) * x[w, i]
                        for w in workloads for i, c in enumerate(placeable[w])))
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = time_limit_s

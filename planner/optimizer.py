@@ -59,10 +59,13 @@ class SolverSettings:
     random_seed: int = 0
 
 
+# Integer units of each objective: micro-$/h, mW at the wall, mg CO2e/h.
+OBJECTIVE_SCALE = {"cost": COST_SCALE, "cost+carbon": COST_SCALE, "energy": POWER_SCALE, "carbon": 1_000}
+
+
 def _coefficient(c: Candidate, objective: str) -> int:
-    if objective == "energy":
-        return int(round(c.power_w * POWER_SCALE))
-    return int(round(c.usd_per_hour * COST_SCALE))
+    """The candidate's objective value in integer units (its evaluation computed it for this objective)."""
+    return int(round(c.objective_value * OBJECTIVE_SCALE[objective]))
 
 
 def _tie_break(c: Candidate, workload_p99_ms: float | None, levels: int) -> int:
@@ -73,16 +76,18 @@ def _tie_break(c: Candidate, workload_p99_ms: float | None, levels: int) -> int:
 
 
 def prune_dominated(cands: Sequence[Candidate], objective: str = "cost",
-                    latency_matters: bool = True) -> list[Candidate]:
+                    latency_matters: bool = True, also: Sequence[str] = ()) -> list[Candidate]:
     """Keep, per hardware type, only candidates no other one beats on every criterion.
 
-    Criteria: devices used (the inventory), the objective's coefficient (cost or
-    power), and, while the tie-break is active, predicted p99 and quality loss.
+    Criteria: devices used (the inventory), the objective's coefficient, every
+    other quantity a constraint caps (`also`: "usd_per_hour" under a budget,
+    "power_w" under a power cap), and, while the tie-break is active, predicted
+    p99 and quality loss.
     Swapping a dominated candidate for its dominator never raises the objective
     or the inventory used, so the optimum is unchanged.
     """
     def criteria(c: Candidate) -> tuple:
-        base = (c.devices, _coefficient(c, objective))
+        base = (c.devices, _coefficient(c, objective)) + tuple(getattr(c, name) for name in also)
         return base + (c.predicted_p99_ms, c.quality_loss) if latency_matters else base
 
     groups: dict[str, list[Candidate]] = {}
@@ -121,16 +126,16 @@ def _sorted(cands: list[Candidate]) -> list[Candidate]:
 
 
 def expand(cands: CandidateSource, objective: str, latency_matters: bool,
-           all_alternatives: bool) -> tuple[list[Candidate], list[Candidate]]:
+           all_alternatives: bool, also: Sequence[str] = ()) -> tuple[list[Candidate], list[Candidate]]:
     """(the feasible candidates the model needs, after pruning; the alternatives the plan reports)."""
     if not isinstance(cands, CandidateTable):
-        return prune_dominated([c for c in cands if c.feasible], objective, latency_matters), list(cands)
+        return prune_dominated([c for c in cands if c.feasible], objective, latency_matters, also), list(cands)
     table = cands
-    if latency_matters:
+    if latency_matters or also:
         feasible = [table.candidate(int(i)) for i in np.nonzero(table.code == FEASIBLE)[0]]
-        kept = prune_dominated(feasible, objective, True)
+        kept = prune_dominated(feasible, objective, latency_matters, also)
     else:
-        coefficient = np.round(table.power * POWER_SCALE if objective == "energy" else table.cost * COST_SCALE)
+        coefficient = np.round(table.objective_value * OBJECTIVE_SCALE[objective])
         kept = [table.candidate(i) for i in table.pareto_feasible(coefficient)]
     if all_alternatives:
         return kept, _sorted([table.candidate(i) for i in range(len(table))])
@@ -159,6 +164,17 @@ def _build(workload_set: WorkloadSet, feasible: Mapping[str, Sequence[Candidate]
                      for w, cands in feasible.items() for i, c in enumerate(cands) if c.hardware == hw]
             if terms:
                 model.add(sum(terms) <= available * UNIT_SCALE)
+    # (3) an optional budget caps the plan's $/h, whatever the objective.
+    if workload_set.budget_usd_per_hour is not None:
+        model.add(sum(int(round(c.usd_per_hour * COST_SCALE)) * x[w, i]
+                      for w, cands in feasible.items() for i, c in enumerate(cands))
+                  <= int(workload_set.budget_usd_per_hour * COST_SCALE))
+    # (4) an optional cap on power at the wall (the energy axis of a Pareto sweep).
+    if workload_set.max_wall_power_w is not None:
+        pue = workload_set.electricity.pue
+        model.add(sum(int(round(c.power_w * pue * POWER_SCALE)) * x[w, i]
+                      for w, cands in feasible.items() for i, c in enumerate(cands))
+                  <= int(workload_set.max_wall_power_w * POWER_SCALE))
     return model, x, placed
 
 
@@ -206,7 +222,9 @@ def _inventory_diagnosis(workload_set: WorkloadSet, name: str, cands: Sequence[C
         parts.append(f"{hw}: other workloads use {used.get(hw, 0):g} of {available} {smallest.unit}, "
                      f"its smallest configuration needs {smallest.devices:g} ({smallest.describe()}); "
                      f"raise inventory.{hw} to at least {used.get(hw, 0) + smallest.devices:g}")
-    return (f"workload '{name}' cannot be placed: the inventory limit is binding. " + "; ".join(parts)
+    budget = (f" (or the budget of ${workload_set.budget_usd_per_hour:g}/h binds: raise budget_usd_per_hour)"
+              if workload_set.budget_usd_per_hour is not None else "")
+    return (f"workload '{name}' cannot be placed: the inventory limit is binding{budget}. " + "; ".join(parts)
             + ". To fix: add inventory, or lower qps / relax p99_ms of some workload")
 
 
@@ -267,21 +285,25 @@ def optimize(workload_set: WorkloadSet, candidates: Mapping[str, CandidateSource
     all_alternatives = sum(len(c) for c in sources.values()) <= ALL_ALTERNATIVES_LIMIT
     placeable: dict[str, list[Candidate]] = {}
     alternatives: dict[str, list[Candidate]] = {}
+    # Quantities capped by a constraint must survive pruning too (a budget under the energy objective...).
+    also = tuple(name for name, capped in (("usd_per_hour", workload_set.budget_usd_per_hour is not None
+                                            and objective != "cost"),
+                                           ("power_w", workload_set.max_wall_power_w is not None)) if capped)
     for name, cands in sources.items():
-        kept, alternatives[name] = expand(cands, objective, levels > 0, all_alternatives)
+        kept, alternatives[name] = expand(cands, objective, levels > 0, all_alternatives, also)
         if has_feasible[name]:
             placeable[name] = kept
 
     lp_result = None
-    if len(placeable) >= LARGE_INSTANCE_WORKLOADS:
-        lp_result = solve_by_lp(placeable, workload_set.inventory, objective, settings.time_limit_s,
-                                settings.num_workers)
+    if len(placeable) >= LARGE_INSTANCE_WORKLOADS and workload_set.max_wall_power_w is None:
+        lp_result = solve_by_lp(placeable, workload_set.inventory, settings.time_limit_s, settings.num_workers,
+                                budget_usd_per_hour=workload_set.budget_usd_per_hour)
     if lp_result is not None:
         chosen = lp_result.chosen
-        achieved = sum(c.power_w if objective == "energy" else c.usd_per_hour for c in chosen.values())
+        achieved = sum(c.objective_value for c in chosen.values())
         proven = achieved <= lp_result.lower_bound * (1 + 1e-9) + 1e-9
         status_name = "OPTIMAL" if proven else "FEASIBLE"
-        bound_scaled = lp_result.lower_bound * (POWER_SCALE if objective == "energy" else COST_SCALE)
+        bound_scaled = lp_result.lower_bound * OBJECTIVE_SCALE[objective]
     else:
         status_name, chosen, bound_scaled, more = _solve_cp_sat(workload_set, placeable, objective, levels, settings)
         diagnoses += more
@@ -296,15 +318,19 @@ def optimize(workload_set: WorkloadSet, candidates: Mapping[str, CandidateSource
                                       alternatives=tuple(alternatives[w.name])))
     cost = sum(c.usd_per_hour for c in chosen.values())
     power = sum(c.power_w for c in chosen.values())
-    if objective == "cost" and status_name in ("OPTIMAL", "FEASIBLE"):
-        bound = bound_scaled / COST_SCALE
-    else:
-        bound = cost if status_name == "OPTIMAL" else 0.0
+    value = sum(c.objective_value for c in chosen.values())
+    solved = status_name in ("OPTIMAL", "FEASIBLE")
+    objective_bound = bound_scaled / OBJECTIVE_SCALE[objective] if solved else 0.0
+    # The $/h bound is the solver's only when $/h is what it minimised (with no carbon term).
+    bound = objective_bound if objective == "cost" else (cost if status_name == "OPTIMAL" else 0.0)
     info = dict(provenance or {})
     info.update({"solver": f"OR-Tools CP-SAT {_ortools_version()}", "solver_workers": settings.num_workers,
                  "solver_time_limit_s": settings.time_limit_s})
     return Plan(status=status_name, objective=objective, objective_usd_per_hour=cost,
-                best_bound_usd_per_hour=bound, objective_power_w=power,
+                best_bound_usd_per_hour=bound, objective_power_w=power, objective_value=value,
+                best_bound_objective=objective_bound,
+                carbon_g_per_hour=sum(c.carbon_g_per_hour for c in chosen.values()),
+                budget_usd_per_hour=workload_set.budget_usd_per_hour,
                 solve_seconds=time.perf_counter() - started, workloads=tuple(plans),
                 infeasible=tuple(diagnoses), provenance=info, inventory=workload_set.inventory,
                 max_utilization=workload_set.max_utilization)

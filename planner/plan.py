@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
-from planner.candidates import Candidate
+from planner.candidates import OBJECTIVE_UNITS, Candidate
 from planner.errors import InputError
 from planner.profiles import write_atomically
 
@@ -42,6 +42,10 @@ class Plan:
     provenance: Mapping[str, Any] = field(default_factory=dict)
     inventory: Mapping[str, int] | None = None   # what the plan was allowed to use (None: unbounded)
     max_utilization: float = 0.8
+    objective_value: float = 0.0                 # in the objective's units ($/h, W, gCO2e/h)
+    best_bound_objective: float = 0.0
+    carbon_g_per_hour: float = 0.0
+    budget_usd_per_hour: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -57,7 +61,8 @@ class Plan:
 
 _CHOSEN_FIELDS = ("hardware", "precision", "batch_size", "replicas", "devices", "unit", "units_per_replica",
                   "predicted_p99_ms", "predicted_throughput_rps", "usd_per_hour", "batch_wait_timeout_ms",
-                  "power_w", "quality_loss", "memory_gib", "profile_source")
+                  "power_w", "quality_loss", "memory_gib", "profile_source", "energy_usd_per_hour",
+                  "carbon_g_per_hour", "objective_value", "energy_unknown")
 _ALTERNATIVE_FIELDS = ("hardware", "precision", "batch_size", "replicas", "devices", "units_per_replica",
                        "predicted_p99_ms", "usd_per_hour", "feasible", "reason")
 
@@ -91,6 +96,13 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "objective_usd_per_hour": _round(plan.objective_usd_per_hour),
         "best_bound_usd_per_hour": _round(plan.best_bound_usd_per_hour),
         "objective_power_w": _round(plan.objective_power_w),
+        "objective_value": _round(plan.objective_value),
+        "objective_units": OBJECTIVE_UNITS.get(plan.objective, ""),
+        "best_bound_objective": _round(plan.best_bound_objective),
+        "carbon_g_per_hour": _round(plan.carbon_g_per_hour),
+        # Power and carbon totals leave these out: no one measured or could estimate their energy.
+        "energy_unknown_workloads": [w.name for w in plan.workloads if w.chosen.energy_unknown],
+        "budget_usd_per_hour": plan.budget_usd_per_hour,
         "solve_seconds": _round(plan.solve_seconds),
         "workloads": workloads,
         "inventory": None if plan.inventory is None else dict(plan.inventory),
@@ -137,7 +149,11 @@ def plan_from_dict(data: Mapping[str, Any], source: str = "plan.json") -> Plan:
                     objective_power_w=float(data.get("objective_power_w", 0.0)),
                     solve_seconds=float(data.get("solve_seconds", 0.0)), workloads=tuple(workloads),
                     infeasible=tuple(data.get("infeasible", ())), provenance=data.get("provenance", {}),
-                    inventory=data.get("inventory"), max_utilization=float(data.get("max_utilization", 0.8)))
+                    inventory=data.get("inventory"), max_utilization=float(data.get("max_utilization", 0.8)),
+                    objective_value=float(data.get("objective_value", 0.0)),
+                    best_bound_objective=float(data.get("best_bound_objective", 0.0)),
+                    carbon_g_per_hour=float(data.get("carbon_g_per_hour", 0.0)),
+                    budget_usd_per_hour=data.get("budget_usd_per_hour"))
     except KeyError as exc:
         raise InputError(f"{source}", str(exc.args[0]), "required field missing",
                          "regenerate the plan with `planner plan`") from None

@@ -2,7 +2,12 @@
 
 A workload file is YAML::
 
-    objective: cost            # cost | energy
+    objective: cost            # cost | energy | carbon | cost+carbon
+    electricity:               # optional: bill and emissions of the power drawn
+      usd_per_kwh: 0.0895      #   added to $/h (0: cloud prices already include power)
+      pue: 1.135               #   facility overhead on every watt
+      grid_gco2e_per_kwh: 367  #   for carbon; carbon_usd_per_kg prices it in cost+carbon
+    budget_usd_per_hour: 5     # optional cap on the plan's $/h
     max_utilization: 0.8       # replicas are sized to run at most this busy
     serving_overhead_ms: 10    # per-request HTTP/serving overhead added to predicted p99
     inventory:                 # optional: hardware name -> units available (GPUs, TPU chips, vCPUs)
@@ -41,7 +46,21 @@ from planner.errors import InputError
 from planner.latency import DEFAULT_SERVING_OVERHEAD_MS
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
-OBJECTIVES = ("cost", "energy")
+OBJECTIVES = ("cost", "energy", "carbon", "cost+carbon")
+
+
+@dataclass(frozen=True)
+class Electricity:
+    """What running hardware costs beyond its price, and what it emits.
+
+    Defaults: no electricity bill on top of the price (cloud prices include power),
+    PUE 1.0, and the 2023 US grid average of 367 gCO2e/kWh (EIA; see
+    ../shared/reference/hardware.md for regional figures).
+    """
+    usd_per_kwh: float = 0.0
+    pue: float = 1.0
+    grid_gco2e_per_kwh: float = 367.0
+    carbon_usd_per_kg: float = 0.0     # the carbon price that weighs emissions in objective cost+carbon
 
 
 @dataclass(frozen=True)
@@ -76,6 +95,9 @@ class WorkloadSet:
     max_utilization: float = 0.8
     inventory: Mapping[str, int] | None = None   # None: rent whatever the catalog lists
     serving_overhead_ms: float = DEFAULT_SERVING_OVERHEAD_MS
+    electricity: Electricity = Electricity()
+    budget_usd_per_hour: float | None = None     # cap on the plan's $/h (with any objective)
+    max_wall_power_w: float | None = None        # cap on power x PUE (set by the Pareto sweep)
     source_path: str = ""
     by_name: Mapping[str, Workload] = field(init=False, repr=False, compare=False)
 
@@ -113,9 +135,19 @@ class _WorkloadModel(BaseModel):
         return self
 
 
+class _ElectricityModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    usd_per_kwh: float = Field(default=0.0, ge=0)
+    pue: float = Field(default=1.0, ge=1.0)
+    grid_gco2e_per_kwh: float = Field(default=367.0, ge=0)
+    carbon_usd_per_kg: float = Field(default=0.0, ge=0)
+
+
 class _FileModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    objective: Literal["cost", "energy"] = "cost"
+    objective: Literal["cost", "energy", "carbon", "cost+carbon"] = "cost"
+    electricity: _ElectricityModel = Field(default_factory=_ElectricityModel)
+    budget_usd_per_hour: float | None = Field(default=None, gt=0)
     max_utilization: float = Field(default=0.8, gt=0, le=1)
     serving_overhead_ms: float = Field(default=DEFAULT_SERVING_OVERHEAD_MS, ge=0)
     inventory: dict[str, int] | None = None
@@ -236,7 +268,9 @@ def parse_workloads(raw: object, source: str = "<workloads>", *,
         for w in parsed.workloads)
     return WorkloadSet(workloads=workloads, objective=parsed.objective, max_utilization=parsed.max_utilization,
                        inventory=dict(parsed.inventory) if parsed.inventory is not None else None,
-                       serving_overhead_ms=parsed.serving_overhead_ms, source_path=source)
+                       serving_overhead_ms=parsed.serving_overhead_ms,
+                       electricity=Electricity(**parsed.electricity.model_dump()),
+                       budget_usd_per_hour=parsed.budget_usd_per_hour, source_path=source)
 
 
 def load_workloads(path: str | Path, **known: Iterable[str] | None) -> WorkloadSet:

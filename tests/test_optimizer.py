@@ -213,7 +213,7 @@ def test_lp_path_brackets_the_exhaustive_optimum(catalog, seed):
     cands = enumerate_candidates(workloads, rows, catalog, inventory, 0.8, 2.0)
     best = _exhaustive(workloads, cands, inventory)
     placeable = {w.name: expand(cands[w.name], "cost", False, True)[0] for w in workloads}
-    result = solve_by_lp(placeable, inventory, "cost", 5.0, 2) if all(placeable.values()) else None
+    result = solve_by_lp(placeable, inventory, 5.0, 2) if all(placeable.values()) else None
     if best is None:
         assert result is None
     elif result is not None:
