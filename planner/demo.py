@@ -118,4 +118,11 @@ def run_demo(console: Console, out: Path, workloads_path: str | Path | None = No
             shutdown_ray()
     console.print(f"wrote {out}/plan.json, profiles.csv, verify.json, cost_report.csv, cost_report.json "
                   f"in {time.perf_counter() - started:.0f}s")
-    return 0 if verification.all_passed else 4
+    missed = [w for w in verification.workloads if not w.passed]
+    if missed:
+        # The pipeline ran; a missed SLO is a finding the demo reports, not a failure of the demo.
+        # (`planner verify` exits 4 on it, for scripts that gate on it.)
+        console.print(f"[yellow]{len(missed)} workload(s) missed a target under load:[/] "
+                      + "; ".join(f"{w.name}: {w.notes}" for w in missed)
+                      + ". The predicted p99 does not model queueing or the HTTP tail yet (docs/optimization.md).")
+    return 0

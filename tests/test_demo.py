@@ -18,7 +18,7 @@ def test_demo_profiles_plans_deploys_verifies_and_reports(tmp_path):
                            "--duration", "4", "--port", "8124"],
                           capture_output=True, text=True, cwd=REPO, timeout=600)
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    assert proc.returncode in (0, 4), proc.stdout[-3000:] + proc.stderr[-3000:]  # 4: an SLO missed under load
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
     plan = json.loads((out / "plan.json").read_text())
     assert plan["status"] in ("OPTIMAL", "FEASIBLE")
