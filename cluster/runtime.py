@@ -60,10 +60,3 @@ def shutdown_ray() -> None:
 
     if ray.is_initialized():
         ray.shutdown()
-
-
-def cluster_hardware_resources() -> dict[str, float]:
-    """Resources of the live cluster (CPU, GPU, TPU, accelerator_type:X)."""
-    import ray
-
-    return {k: float(v) for k, v in ray.cluster_resources().items()}

@@ -156,8 +156,3 @@ def deploy_plan(plan: Plan, catalog: Catalog, http_port: int = 8000,
         deployed.append(DeployedWorkload(w.name, f"/{w.name}", f"http://{host}:{http_port}/{w.name}",
                                          w.chosen.replicas))
     return deployed, skipped
-
-
-def undeploy(names: list[str]) -> None:
-    for name in names:
-        serve.delete(name)

@@ -35,8 +35,11 @@ def reference_and_estimated_rows(catalog, models: list[str]) -> tuple[list, list
     from planner.importers import import_profiles_csv
 
     # GPU files only: this machine's CPU was just measured, so the committed CPU reference is not needed.
+    # Paths relative to the repository, so plan.json's provenance reads the same on every machine.
+    repo = REFERENCE_DIR.parent.parent
     reference = [r for path in sorted(REFERENCE_DIR.glob("*.csv")) if not path.name.endswith(".skipped.csv")
-                 for r in import_profiles_csv(path, known_hardware=catalog.names())
+                 for r in import_profiles_csv(path.relative_to(repo) if Path.cwd() == repo else path,
+                                              known_hardware=catalog.names())
                  if r.mode == "inference" and r.model in models and catalog.get(r.hardware).kind != "cpu"]
     h100 = [r for r in reference if r.hardware == "h100"]
     estimated = estimate_profiles(h100, dict(catalog.hardware), [catalog.get(n) for n in ESTIMATE_TARGETS])

@@ -7,7 +7,7 @@ names the field at fault.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -116,7 +116,7 @@ def write_plan(path: str | Path, plan: Plan) -> Path:
     return write_atomically(path, json.dumps(plan_to_dict(plan), indent=2) + "\n")
 
 
-def _candidate_from(entry: Mapping[str, Any], workload: str, where: str, chosen: bool) -> Candidate:
+def _candidate_from(entry: Mapping[str, Any], workload: str, where: str) -> Candidate:
     defaults = {f.name: None for f in fields(Candidate)}
     values: dict[str, Any] = {**defaults, "workload": workload, "feasible": True, "reason": "", "unit": "",
                               "batch_wait_timeout_ms": 0.0, "power_w": 0.0, "quality_loss": 0.0,
@@ -136,8 +136,8 @@ def plan_from_dict(data: Mapping[str, Any], source: str = "plan.json") -> Plan:
         workloads = []
         for i, entry in enumerate(data["workloads"]):
             where = f"{source}: workloads[{i}]"
-            chosen = _candidate_from(entry, entry["name"], where, chosen=True)
-            alternatives = tuple(_candidate_from(a, entry["name"], f"{where}.alternatives[{j}]", chosen=False)
+            chosen = _candidate_from(entry, entry["name"], where)
+            alternatives = tuple(_candidate_from(a, entry["name"], f"{where}.alternatives[{j}]")
                                  for j, a in enumerate(entry.get("alternatives", [])))
             workloads.append(WorkloadPlan(name=entry["name"], model=entry["model"], kind=entry.get("kind", "online"),
                                           qps_target=float(entry["qps_target"]),
@@ -169,7 +169,3 @@ def read_plan(path: str | Path) -> Plan:
         raise InputError(str(path), f"line {exc.lineno}", "not valid JSON",
                          "regenerate the plan with `planner plan`") from None
     return plan_from_dict(data, str(path))
-
-
-def candidate_as_dict(c: Candidate) -> dict[str, Any]:
-    return {k: _round(v) for k, v in asdict(c).items()}

@@ -10,7 +10,6 @@ import io
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 
 from planner.errors import InputError
 from planner.plan import Plan
@@ -87,7 +86,3 @@ def render_report(plan: Plan, fmt: str) -> str:
 
 def write_report(plan: Plan, fmt: str, out: str | Path) -> Path:
     return write_atomically(out, render_report(plan, fmt))
-
-
-def report_formats() -> Sequence[str]:
-    return FORMATS
