@@ -3,8 +3,8 @@
 Runs the profiler core directly, without Ray (the GPU machines we borrow have
 torch and NVML but no Ray): every built-in model x fp32/bf16/fp16/int8 x batch
 sizes 1..256, inference, plus training steps, with NVML-measured energy.
-int8 is recorded as unsupported on GPUs (torch's dynamic quantisation is
-CPU-only and torchao is not installed there), with the reason.
+Inference runs by CUDA-graph replay, as serving does (planner/models/runner.py);
+int8 is dynamic W8A8 on torch._int_mm (planner/models/int8_gpu.py).
 
     python -m bench.gpu_reference --hardware h100 --out profiles/reference/h100.csv
 

@@ -47,17 +47,26 @@ class ModelServer:
         self.item_shape = tuple(spec.item_shape)
         self.item_dtype = getattr(torch, spec.item_dtype)
         self.model_name, self.precision = model_name, precision
+        self._example_item = self.cast(spec.example_input(1))[0]
+        self.run, self.execution = self._make_runner(1)
+
+    def _make_runner(self, max_batch_size: int) -> Any:
+        # The same execution as the profile that chose this plan (planner/models/runner.py):
+        # CUDA-graph replay per batch-size bucket on GPUs, eager on CPUs.
+        from planner.models.runner import make_runner
+        return make_runner(self.module, self._example_item, self.device, max_batch_size)
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
-        self.predict.set_max_batch_size(int(user_config.get("max_batch_size", 1)))
+        max_batch_size = int(user_config.get("max_batch_size", 1))
+        self.run, self.execution = self._make_runner(max_batch_size)
+        self.predict.set_max_batch_size(max_batch_size)
         self.predict.set_batch_wait_timeout_s(float(user_config.get("batch_wait_timeout_s", 0.0)))
 
     @serve.batch(max_batch_size=1, batch_wait_timeout_s=0.0)
     async def predict(self, items: list[Any]) -> list[list[float]]:
         torch = self._torch
         batch = self.cast(torch.stack(items).to(self.device))
-        with torch.inference_mode():
-            out = self.module(batch)
+        out = self.run(batch)
         return out.float().cpu().tolist()
 
     def _parse(self, body: bytes) -> Any:

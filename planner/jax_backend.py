@@ -283,4 +283,5 @@ def profile_jax_point(model: str, precision: str, batch_size: int, hardware: Har
         achieved_tflops=eff.achieved_tflops, achieved_gbps=eff.achieved_gbps, peak_fraction=eff.peak_fraction,
         device_fingerprint=prov.device_fingerprint, runtime_version=prov.runtime_version,
         framework_version=prov.framework_version, code_version=prov.code_version, mode="inference",
+        execution="jax_jit",
     )

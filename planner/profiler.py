@@ -34,6 +34,7 @@ import torch
 from planner.catalog import HardwareType
 from planner.errors import PlannerError, UnsupportedPrecision
 from planner.models import ModelSpec
+from planner.models.runner import count_device_ops, make_runner
 from planner.models.precision import prepare_for_precision
 from planner.models.quality import measure_quality_loss
 from planner.profiles import ProfileRow, SkippedPoint
@@ -130,10 +131,12 @@ def profile_point(spec: ModelSpec, precision: str, batch_size: int, hardware: Ha
         torch.set_num_threads(threads)
     module, cast = prepare_for_precision(spec, precision, device)
     batch = cast(spec.example_input(batch_size).to(device))
+    ops = _count_ops(module, batch)
+    # Run it as serving will (cluster/serving.py): CUDA-graph replay on GPUs, eager on CPUs.
+    runner, execution = make_runner(module, batch[0], device, batch_size, buckets=[batch_size])
 
     def run() -> None:
-        with torch.inference_mode():
-            module(batch)
+        runner(batch)
 
     sample, sync, cuda_peak_gib = time_on_device(run, budget, device)
     if cuda_peak_gib is not None:
@@ -162,7 +165,7 @@ def profile_point(spec: ModelSpec, precision: str, batch_size: int, hardware: Ha
         memory_gib=memory_gib, energy_j_per_item=joules_per_run / batch_size, quality_loss=quality_loss,
         source="measured", latency_p90_ms=sample.percentile(90), units_per_replica=units,
         device_name=prov.device_name,
-        source_detail=(f"{prov.device_name}, {prov.framework_version}; {memory_note}; "
+        source_detail=(f"{prov.device_name}, {prov.framework_version}, {execution}; {memory_note}; "
                        f"{stability} over {len(sample.window_p50_ms)} windows"),
         energy_source=energy_label, samples=len(sample.latencies_ms), latency_cv=sample.cv,
         measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -170,7 +173,16 @@ def profile_point(spec: ModelSpec, precision: str, batch_size: int, hardware: Ha
         achieved_gbps=eff.achieved_gbps, peak_fraction=eff.peak_fraction,
         device_fingerprint=prov.device_fingerprint, runtime_version=prov.runtime_version,
         framework_version=prov.framework_version, code_version=prov.code_version, mode="inference",
+        execution=execution.split(" ")[0], ops_per_batch=ops,
     )
+
+
+def _count_ops(module: torch.nn.Module, batch: torch.Tensor) -> float | None:
+    """ATen ops per forward, or None where the dispatch mode cannot trace the module."""
+    try:
+        return float(count_device_ops(module, batch))
+    except Exception:  # noqa: BLE001 - a count is optional metadata; the measurement goes on
+        return None
 
 
 def count_fp32_flops_per_item(spec: ModelSpec, batch_size: int, device: str) -> float:

@@ -91,4 +91,4 @@ def profile_training_point(spec: ModelSpec, precision: str, batch_size: int, har
         measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         device_fingerprint=prov.device_fingerprint, runtime_version=prov.runtime_version,
         framework_version=prov.framework_version, code_version=prov.code_version)
-    return replace(row, mode="training_step")
+    return replace(row, mode="training_step", execution="eager")

@@ -19,7 +19,8 @@ from planner.models import ModelSpec
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 
 _HALF_DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16}
-_INT8_REASON = "int8 uses torch dynamic quantization (quantize_dynamic), which runs on CPU only"
+_INT8_REASON = ("int8 runs on CPUs (torch quantize_dynamic) and on NVIDIA GPUs of compute capability >= 7.5 "
+                "(torch._int_mm, planner/models/int8_gpu.py)")
 
 
 class Float32Output(nn.Module):
@@ -71,9 +72,11 @@ def supported_precisions(device: str) -> dict[str, str | None]:
     """
     dev = _device(device)
     result: dict[str, str | None] = {p: None for p in PRECISIONS}
-    if dev.type != "cpu":
-        result["int8"] = f"{_INT8_REASON}; device {device!r} is not a CPU"
+    if dev.type not in ("cpu", "cuda"):
+        result["int8"] = f"{_INT8_REASON}; device {device!r} is neither"
     if dev.type == "cuda" and torch.cuda.is_available():
+        if torch.cuda.get_device_capability(dev) < (7, 5):
+            result["int8"] = f"{_INT8_REASON}; {torch.cuda.get_device_name(dev)} is older"
         if not torch.cuda.is_bf16_supported():
             result["bf16"] = f"the GPU behind {device!r} does not support bfloat16"
     return result
@@ -86,7 +89,7 @@ def prepare_for_precision(
 
     ``input_cast`` moves a batch to ``device`` and, for bf16/fp16, casts float inputs
     to that dtype (integer token ids stay int64). The module's outputs are float32.
-    Raises ``UnsupportedPrecision`` for unknown precisions or int8 off CPU.
+    Raises ``UnsupportedPrecision`` for unknown precisions or int8 where it cannot run.
     """
     _check_precision(precision)
     dev = _device(device)
@@ -103,6 +106,17 @@ def prepare_for_precision(
             return x.to(dev)
 
         return module, cast_fp32
+
+    if precision == "int8" and dev.type == "cuda":
+        from planner.models.int8_gpu import quantize_linears_int8
+
+        quantized = quantize_linears_int8(module.to(dev))
+        _disable_encoder_fast_path(quantized)
+
+        def cast_int8_gpu(x: torch.Tensor) -> torch.Tensor:
+            return x.to(dev)
+
+        return quantized.eval(), cast_int8_gpu
 
     if precision == "int8":
         with warnings.catch_warnings():
