@@ -75,7 +75,7 @@ def _cpu_rows(path: str | None, catalog) -> list[ProfileRow]:
     from planner.profiler import QUICK_BUDGET, profile_grid
     rows: list[ProfileRow] = []
     for model in builtin_model_names():
-        got, _ = profile_grid(get_model(model), ["fp32", "bf16"], [1, 2, 4, 8, 16, 32], catalog.get("cpu-x86"),
+        got, _ = profile_grid(get_model(model), ["fp32", "bf16", "fp16", "int8"], [1, 2, 4, 8, 16, 32], catalog.get("cpu-x86"),
                               budget=QUICK_BUDGET, energy_window_s=0.05)
         rows += got
     return rows

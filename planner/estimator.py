@@ -5,8 +5,10 @@ Model (per model, precision and mode, fitted on the measured device A, applied t
     latency_A(b) ~= overhead_A + b x per_item_A          floor + growth to the largest batch (robust fit)
     roofline_X    = max(flops_per_item / peak_X(precision), bytes_per_item / bandwidth_X)
     efficiency    = roofline_A / per_item_A              A's achieved fraction of its roofline
+                  = KIND_EFFICIENCY[B]   if A is another kind and B's kind has a calibrated figure
     per_item_B    = roofline_B / efficiency               same fraction of B's roofline
-    overhead_B    = overhead_A           if A and B are the same kind (launch/dispatch cost is the host's)
+    overhead_B    = overhead_A           if A and B are the same kind
+                  = ops x PER_OP_MS[B]   otherwise, when the row counts its ATen ops (ops_per_batch)
                   = DEFAULT_OVERHEAD_MS  otherwise        (a documented constant per target kind)
     latency_B(b)  = overhead_B + b x per_item_B;   p99_B(b) = latency_B(b) x p99_A(b) / p50_A(b)
 
@@ -15,11 +17,20 @@ FLOPs or bytes; a pure roofline ratio would scale the launch overhead by the
 ratio of peaks and be wrong by the full overhead. The per-item slope is where
 the device's compute and bandwidth show.
 
+Why ops x a per-op time across kinds: a CPU's fixed cost per batch says nothing
+about a GPU's, but the number of kernels a forward launches does, and GPU
+inference runs by CUDA-graph replay (planner/models/runner.py), where each
+kernel costs its minimum duration plus the gap to the next, a few microseconds,
+whatever the host. PER_OP_MS["gpu"] is calibrated on the H200 reference data
+at batch 1 and validated on the H100 (docs/profiler.md). Likewise a CPU's
+fraction of its roofline says little about a GPU's (caches and vector units vs
+tensor cores and HBM): across kinds the target kind's typical fraction is used.
+
 Energy: the catalog's power model, idle + (max - idle) x busy fraction, over
 the estimated latency. Quality loss is carried over from A (it depends on the
 precision's arithmetic, not the chip). Memory is carried over from A.
 Every row is `source=estimated` with `uncertainty_pct` from the validation in
-docs/estimator.md (`python -m bench.estimator_error`).
+docs/profiler.md (`python -m bench.estimator_error`).
 """
 from __future__ import annotations
 
@@ -36,8 +47,14 @@ from planner.profiles import ProfileRow
 # small model through PyTorch eager launches tens of kernels at ~5-20 us each; 0.5 ms sits at the
 # H100 reference data's small-model floor (0.13-1.5 ms). TPU: XLA dispatch of one compiled program.
 DEFAULT_OVERHEAD_MS = {"gpu": 0.5, "tpu": 0.3, "cpu": 0.05}
-# Validation error bounds (docs/estimator.md): same kind vs across kinds.
-UNCERTAINTY_PCT = {"same_kind": 25.0, "cross_kind": 100.0}
+# Fixed cost per ATen op of a batch on a target of another kind (ms). GPU: median p50 / ops at batch 1
+# over the 12 model x precision pairs of profiles/reference/h200.csv (CUDA-graph replay): 4.3 us.
+PER_OP_MS = {"gpu": 0.0043}
+# Fraction of the roofline a GPU reaches per item, for a source of another kind: median of
+# roofline / per-item slope over the same 12 pairs of profiles/reference/h200.csv (0.04-0.39).
+KIND_EFFICIENCY = {"gpu": 0.2}
+# Validation error bounds (docs/profiler.md): same kind vs across kinds.
+UNCERTAINTY_PCT = {"same_kind": 20.0, "cross_kind": 70.0}  # mean error over all batch sizes, rounded up
 _PEAK_KEY = {"fp32": "fp32", "bf16": "bf16", "fp16": "fp16", "int8": "int8"}
 
 
@@ -102,12 +119,26 @@ def estimate_rows(measured: Sequence[ProfileRow], source: HardwareType, target: 
     curve = fit_batch_curve(rows)
     roof_source = roofline_ms_per_item(curve, source, precision, source_units)
     roof_target = roofline_ms_per_item(curve, target, precision, target_units)
-    if roof_source is None or roof_target is None:
-        return []
-    efficiency = min(1.0, roof_source / curve.per_item_ms)
-    per_item = roof_target / efficiency
     same_kind = source.kind == target.kind
-    overhead = curve.overhead_ms if same_kind else DEFAULT_OVERHEAD_MS[target.kind]
+    # Across kinds with a calibrated target efficiency, only A's *counted* work (FLOPs, bytes, ops)
+    # is used, not its timings, so A needs no peak figure for this precision (e.g. fp16 on a CPU).
+    calibrated_cross_kind = not same_kind and target.kind in KIND_EFFICIENCY
+    if roof_target is None or (roof_source is None and not calibrated_cross_kind):
+        return []
+    if calibrated_cross_kind:
+        efficiency = KIND_EFFICIENCY[target.kind]
+    else:
+        efficiency = min(1.0, roof_source / curve.per_item_ms)
+    per_item = roof_target / efficiency
+    ops = next((r.ops_per_batch for r in rows if r.ops_per_batch), None)
+    if same_kind:
+        overhead, overhead_note = curve.overhead_ms, ""
+    elif ops and target.kind in PER_OP_MS:
+        overhead = ops * PER_OP_MS[target.kind]
+        overhead_note = f" ({ops:g} ops x {PER_OP_MS[target.kind] * 1e3:g} us per op on a {target.kind})"
+    else:
+        overhead = DEFAULT_OVERHEAD_MS[target.kind]
+        overhead_note = f" (default for {target.kind})"
     uncertainty = UNCERTAINTY_PCT["same_kind" if same_kind else "cross_kind"]
     tail_by_batch = {r.batch_size: r.latency_p99_ms / r.latency_p50_ms for r in rows}
     default_tail = float(np.median(list(tail_by_batch.values())))
@@ -127,8 +158,7 @@ def estimate_rows(measured: Sequence[ProfileRow], source: HardwareType, target: 
             energy_j_per_item=power_w * p50 / 1000.0 / b, source="estimated", units_per_replica=target_units,
             device_name=target.display_name, samples=None, latency_cv=None,
             source_detail=(f"roofline estimate from {source.name} ({rows[0].device_name}): efficiency "
-                           f"{efficiency:.3g} of roofline, overhead {overhead:.3g} ms"
-                           f"{'' if same_kind else ' (default for ' + target.kind + ')'}"),
+                           f"{efficiency:.3g} of roofline, overhead {overhead:.3g} ms{overhead_note}"),
             energy_source=(f"estimated: catalog power model ({idle_w:g}-{max_w:g} W) x estimated latency" if max_w
                            else f"unknown: no power figure for {target.name} in the catalog"),
             achieved_tflops=curve.flops_per_item * b / p50 * 1e3 / 1e12,
