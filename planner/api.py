@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from planner.candidate_tables import enumerate_tables
 from planner.candidates import ENERGY_OBJECTIVES
@@ -30,6 +30,10 @@ from planner.timing import TimingBudget
 from planner.report import write_report
 from planner.verification import VerificationReport, summarise
 from planner.workloads import WorkloadSet, load_workloads
+
+if TYPE_CHECKING:
+    from planner.batch_jobs import BatchInputs
+    from planner.batch_schedule import Schedule
 
 DEFAULT_BATCH_SIZES = (1, 2, 4, 8, 16, 32)
 
@@ -182,6 +186,28 @@ def verify(plan: Plan | str | Path, deployment: Deployment | str, duration_s: fl
     from planner.profiler import cpu_name
     return VerificationReport(workloads=rows, skipped=tuple(deployment.skipped.items()),
                               source=f"measured over HTTP from {deployment.base_url} on {cpu_name()}")
+
+
+def schedule(workloads: WorkloadSet | str | Path, profiles: Iterable[ProfileRow] | ProfileResult | str | Path,
+             plan: Plan | str | Path | None = None, catalog: Catalog | str | Path | None = None,
+             horizon_h: int | None = None, time_limit_s: float = 20.0) -> tuple["Schedule", "BatchInputs"]:
+    """Schedule the file's batch jobs into the cheapest hours, in the capacity the plan's serving leaves."""
+    from planner.batch_jobs import batch_inputs
+    from planner.batch_schedule import schedule_jobs
+
+    cat = _catalog(catalog)
+    if not isinstance(workloads, WorkloadSet):
+        from planner.models import builtin_model_names
+        workloads = load_workloads(workloads, known_models=builtin_model_names(), known_hardware=cat.names())
+    if isinstance(profiles, (str, Path)):
+        rows = read_profiles_csv(profiles, known_hardware=cat.names())
+    else:
+        rows = list(profiles.rows if isinstance(profiles, ProfileResult) else profiles)
+    if horizon_h is not None and horizon_h < 1:
+        raise InputError("--horizon-h", horizon_h, "must be >= 1", "give the scheduling horizon in hours")
+    the_plan = _as_plan(plan) if plan is not None else None
+    inputs = batch_inputs(workloads, rows, cat, the_plan, horizon_h)
+    return schedule_jobs(inputs.jobs, inputs.prices, inputs.capacity, time_limit_s=time_limit_s), inputs
 
 
 def report(plan: Plan | str | Path, fmt: str, out: str | Path) -> Path:

@@ -184,6 +184,31 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0 if plan.ok else EXIT_INFEASIBLE
 
 
+def cmd_schedule(args: argparse.Namespace) -> int:
+    import json
+
+    from planner import api
+    from planner.batch_jobs import schedule_to_dict
+    from planner.profiles import write_atomically
+    from rich.table import Table
+
+    schedule, inputs = api.schedule(args.workloads, args.profiles, plan=args.plan, catalog=args.catalog,
+                                    horizon_h=args.horizon_h, time_limit_s=args.time_limit)
+    table = Table(title=f"batch schedule over {inputs.prices.horizon_h} h ({schedule.status})")
+    for column in ("job", "hardware", "precision", "units", "hours", "$", "kg CO2e", "rate from"):
+        table.add_column(column, justify="right" if column in ("units", "$", "kg CO2e") else "left")
+    for j in sorted(schedule.jobs, key=lambda j: (j.start_h, j.name)):
+        table.add_row(j.name, j.option.hardware, j.option.precision, str(j.option.units),
+                      f"{j.start_h}-{j.start_h + j.hours}", f"{j.usd:.4f}", f"{j.kg_co2e:.4f}",
+                      inputs.sources.get((j.name, j.option.hardware), ""))
+    console.print(table)
+    console.print(f"${schedule.usd:.4f} in all (bound ${schedule.bound_usd:.4f}, gap {schedule.gap_pct:.2f}%); "
+                  f"${schedule.asap_usd:.4f} if every job started at its release: {schedule.savings_pct:.1f}% saved")
+    write_atomically(args.out, json.dumps(schedule_to_dict(schedule, inputs), indent=2) + "\n")
+    console.print(f"schedule written to {args.out}")
+    return 0
+
+
 def cmd_pareto(args: argparse.Namespace) -> int:
     import csv
     import io
@@ -303,6 +328,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-partial", action="store_true", help="write the plan even if some workloads do not fit")
     p.add_argument("--explain", action="store_true", help="say why each workload got its configuration")
     p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("schedule", help="schedule batch jobs into cheap or clean hours (CP-SAT)")
+    p.add_argument("--workloads", required=True)
+    p.add_argument("--profiles", required=True)
+    p.add_argument("--plan", help="plan.json whose online serving holds part of the inventory")
+    p.add_argument("--catalog")
+    p.add_argument("--horizon-h", type=int, help="hours to schedule over (default: the latest deadline)")
+    p.add_argument("--time-limit", type=float, default=20.0, help="solver time limit in seconds")
+    p.add_argument("--out", default="schedule.json")
+    p.set_defaults(func=cmd_schedule)
 
     p = sub.add_parser("pareto", help="sweep cost against p99 targets or power (one plan per point)")
     p.add_argument("--workloads", required=True)

@@ -37,7 +37,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Literal, Mapping
+from typing import Annotated, Iterable, Literal, Mapping
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -61,6 +61,10 @@ class Electricity:
     pue: float = 1.0
     grid_gco2e_per_kwh: float = 367.0
     carbon_usd_per_kg: float = 0.0     # the carbon price that weighs emissions in objective cost+carbon
+    # Time of use, for scheduling batch jobs: one value per hour of a day (repeated over the
+    # horizon) or per hour of the horizon; empty: the flat figures above every hour.
+    usd_per_kwh_hourly: tuple[float, ...] = ()
+    grid_gco2e_per_kwh_hourly: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,8 @@ class Workload:
     qps: float | None = None            # online: requests per second to sustain
     p99_ms: float | None = None         # online: end-to-end p99 latency target
     items: int | None = None            # batch: items to process
-    deadline_h: float | None = None     # batch: hours to finish them in
+    deadline_h: float | None = None     # batch: hours to finish them in (from the horizon's start)
+    release_h: float = 0.0              # batch: hour from which the job may run
 
     @property
     def demand_rps(self) -> float:
@@ -116,6 +121,7 @@ class _WorkloadModel(BaseModel):
     p99_ms: float | None = Field(default=None, gt=0)
     items: int | None = Field(default=None, gt=0)
     deadline_h: float | None = Field(default=None, gt=0)
+    release_h: float | None = Field(default=None, ge=0)
     precisions: list[Literal["fp32", "bf16", "fp16", "int8"]] = Field(default_factory=lambda: ["fp32"], min_length=1)
     max_quality_loss: float = Field(default=0.0, ge=0)
     min_replicas: int = Field(default=1, ge=1)
@@ -123,7 +129,7 @@ class _WorkloadModel(BaseModel):
     @model_validator(mode="after")
     def _kind_fields(self) -> "_WorkloadModel":
         need = ("qps", "p99_ms") if self.kind == "online" else ("items", "deadline_h")
-        other = ("items", "deadline_h") if self.kind == "online" else ("qps", "p99_ms")
+        other = ("items", "deadline_h", "release_h") if self.kind == "online" else ("qps", "p99_ms")
         for name in need:
             if getattr(self, name) is None:
                 raise _KindError(name, None, f"required for kind: {self.kind}",
@@ -141,6 +147,8 @@ class _ElectricityModel(BaseModel):
     pue: float = Field(default=1.0, ge=1.0)
     grid_gco2e_per_kwh: float = Field(default=367.0, ge=0)
     carbon_usd_per_kg: float = Field(default=0.0, ge=0)
+    usd_per_kwh_hourly: list[Annotated[float, Field(ge=0)]] = Field(default_factory=list)
+    grid_gco2e_per_kwh_hourly: list[Annotated[float, Field(ge=0)]] = Field(default_factory=list)
 
 
 class _FileModel(BaseModel):
@@ -264,13 +272,25 @@ def parse_workloads(raw: object, source: str = "<workloads>", *,
     workloads = tuple(
         Workload(name=w.name, model=w.model, kind=w.kind, precisions=tuple(dict.fromkeys(w.precisions)),
                  max_quality_loss=w.max_quality_loss, min_replicas=w.min_replicas, qps=w.qps,
-                 p99_ms=w.p99_ms, items=w.items, deadline_h=w.deadline_h)
+                 p99_ms=w.p99_ms, items=w.items, deadline_h=w.deadline_h, release_h=w.release_h or 0.0)
         for w in parsed.workloads)
     return WorkloadSet(workloads=workloads, objective=parsed.objective, max_utilization=parsed.max_utilization,
                        inventory=dict(parsed.inventory) if parsed.inventory is not None else None,
                        serving_overhead_ms=parsed.serving_overhead_ms,
-                       electricity=Electricity(**parsed.electricity.model_dump()),
+                       electricity=_electricity(parsed.electricity, source),
                        budget_usd_per_hour=parsed.budget_usd_per_hour, source_path=source)
+
+
+def _electricity(parsed: _ElectricityModel, source: str) -> Electricity:
+    values = parsed.model_dump()
+    for name in ("usd_per_kwh_hourly", "grid_gco2e_per_kwh_hourly"):
+        curve = values[name]
+        if curve and len(curve) < 24:
+            raise InputError(f"{source}: electricity.{name}", f"{len(curve)} values",
+                             "needs one value per hour of a day (24) or of the whole horizon",
+                             "give 24 hourly values (hour 0 = the horizon's start)")
+        values[name] = tuple(curve)
+    return Electricity(**values)
 
 
 def load_workloads(path: str | Path, **known: Iterable[str] | None) -> WorkloadSet:
