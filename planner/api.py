@@ -126,7 +126,8 @@ def plan(workloads: WorkloadSet | str | Path, profiles: Iterable[ProfileRow] | P
     candidates = enumerate_tables(workloads.workloads, rows, cat, workloads.inventory,
                                   workloads.max_utilization, workloads.serving_overhead_ms,
                                   workloads.electricity, workloads.objective,
-                                  workloads.objective in ENERGY_OBJECTIVES or workloads.max_wall_power_w is not None)
+                                  workloads.objective in ENERGY_OBJECTIVES or workloads.max_wall_power_w is not None,
+                                  workloads.queueing)
     return optimize(workloads, candidates, SolverSettings(time_limit_s=time_limit_s, num_workers=num_workers),
                     provenance)
 

@@ -16,7 +16,7 @@ import numpy as np
 from planner.candidates import (ENERGY_OBJECTIVES, Candidate, _source_label, energy_unknown, idle_w_per_unit,
                                running_costs)
 from planner.catalog import Catalog, HardwareType
-from planner.latency import DEFAULT_SERVING_OVERHEAD_MS
+from planner.latency import _TAIL, DEFAULT_SERVING_OVERHEAD_MS, UNKNOWN_SERVICE_CS2
 from planner.profiles import ProfileRow
 from planner.workloads import Electricity, Workload
 
@@ -32,6 +32,7 @@ class ModelRows:
     batch: np.ndarray
     p99_ms: np.ndarray
     throughput: np.ndarray
+    cs2: np.ndarray            # squared CV of the batch time (queueing term)
     units: np.ndarray
     memory: np.ndarray
     energy: np.ndarray
@@ -51,6 +52,7 @@ class ModelRows:
         return cls(rows=rows, hardware=hardware, precision=np.array([r.precision for r in rows]),
                    batch=f(lambda r: r.batch_size), p99_ms=f(lambda r: r.latency_p99_ms),
                    throughput=f(lambda r: r.throughput_rps), units=f(lambda r: r.units_per_replica),
+                   cs2=f(lambda r: UNKNOWN_SERVICE_CS2 if r.latency_cv is None else r.latency_cv ** 2),
                    memory=f(lambda r: r.memory_gib), energy=f(lambda r: r.energy_j_per_item),
                    quality=f(lambda r: r.quality_loss), price=np.array([h.usd_per_hour for h in hardware]),
                    idle_w=np.array([idle_w_per_unit(h) for h in hardware]),
@@ -129,17 +131,28 @@ class CandidateTable:
         return keep
 
 
+def queue_wait_p99(per_replica_rps: np.ndarray, model: "ModelRows") -> np.ndarray:
+    """planner.latency.queue_wait_p99_ms over every row at once (same formula, same edge cases)."""
+    rho = per_replica_rps / model.throughput
+    service_ms = 1000.0 * model.batch / model.throughput
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_wait = rho / (1.0 - rho) * service_ms * (1.0 + model.cs2) / 2.0
+        tail = mean_wait / rho * np.log(rho / _TAIL)
+    return np.where(rho <= _TAIL, 0.0, np.where(rho >= 1.0, np.inf, tail))
+
+
 def evaluate_table(workload: Workload, model: ModelRows, inventory: Mapping[str, int] | None,
                    max_utilization: float, serving_overhead_ms: float = DEFAULT_SERVING_OVERHEAD_MS,
                    electricity: Electricity = Electricity(), objective: str = "cost",
-                   needs_energy: bool | None = None) -> CandidateTable:
+                   needs_energy: bool | None = None, queueing: bool = True) -> CandidateTable:
     demand = workload.demand_rps
     need = np.ceil(demand / (model.throughput * max_utilization) - 1e-9) if demand > 0 else np.zeros(len(model.rows))
     replicas = np.maximum(workload.min_replicas, np.maximum(need, 1.0 if demand > 0 else 0.0))
     per_replica = demand / replicas
     with np.errstate(divide="ignore"):
         wait = np.where(model.batch > 1, 1000.0 * (model.batch - 1) / per_replica, 0.0)
-    p99 = wait + model.p99_ms + serving_overhead_ms
+    queue = queue_wait_p99(per_replica, model) if queueing else 0.0
+    p99 = wait + queue + model.p99_ms + serving_overhead_ms
     devices = replicas * model.units
     available = (np.full(len(model.rows), np.inf) if inventory is None
                  else np.array([inventory.get(r.hardware, 0) for r in model.rows], dtype=float))
@@ -168,7 +181,7 @@ def enumerate_tables(workloads: Iterable[Workload], rows: Sequence[ProfileRow], 
                      inventory: Mapping[str, int] | None, max_utilization: float,
                      serving_overhead_ms: float = DEFAULT_SERVING_OVERHEAD_MS,
                      electricity: Electricity = Electricity(), objective: str = "cost",
-                     needs_energy: bool | None = None) -> dict[str, CandidateTable]:
+                     needs_energy: bool | None = None, queueing: bool = True) -> dict[str, CandidateTable]:
     by_model: dict[str, list[ProfileRow]] = {}
     for row in rows:
         if row.mode == "inference":
@@ -179,5 +192,5 @@ def enumerate_tables(workloads: Iterable[Workload], rows: Sequence[ProfileRow], 
     for w in workloads:
         model = models.get(w.model) or empty or ModelRows.build([], catalog)
         tables[w.name] = evaluate_table(w, model, inventory, max_utilization, serving_overhead_ms, electricity,
-                                        objective, needs_energy)
+                                        objective, needs_energy, queueing)
     return tables

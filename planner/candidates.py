@@ -95,13 +95,14 @@ def evaluate_candidate(workload: Workload, row: ProfileRow, catalog: Catalog,
                        inventory: Mapping[str, int] | None, max_utilization: float,
                        serving_overhead_ms: float = DEFAULT_SERVING_OVERHEAD_MS,
                        electricity: Electricity = Electricity(), objective: str = "cost",
-                       needs_energy: bool | None = None) -> Candidate:
+                       needs_energy: bool | None = None, queueing: bool = True) -> Candidate:
     """Size replicas for one profile row and check every per-workload limit, in a fixed order."""
     hw = catalog.get(row.hardware)
     demand = workload.demand_rps
     replicas = max(workload.min_replicas, replicas_for_demand(demand, row.throughput_rps, max_utilization))
     per_replica_rps = demand / replicas
-    p99 = predicted_p99_ms(row.batch_size, row.latency_p99_ms, per_replica_rps, serving_overhead_ms)
+    p99 = predicted_p99_ms(row.batch_size, row.latency_p99_ms, per_replica_rps, serving_overhead_ms,
+                           row.throughput_rps if queueing else None, row.latency_cv)
     devices = replicas * row.units_per_replica
     # A catalog entry without a memory figure (e.g. a10g) cannot rule a model out on memory.
     memory_limit_gib = None if hw.memory_gib is None else hw.memory_gib * row.units_per_replica
@@ -145,7 +146,7 @@ def enumerate_candidates(workloads: Iterable[Workload], rows: Sequence[ProfileRo
                          inventory: Mapping[str, int] | None, max_utilization: float,
                          serving_overhead_ms: float = DEFAULT_SERVING_OVERHEAD_MS,
                          electricity: Electricity = Electricity(), objective: str = "cost",
-                         needs_energy: bool | None = None) -> dict[str, list[Candidate]]:
+                         needs_energy: bool | None = None, queueing: bool = True) -> dict[str, list[Candidate]]:
     """All candidates per workload name, cheapest first (feasible before infeasible)."""
     by_model: dict[str, list[ProfileRow]] = {}
     for row in rows:
@@ -154,7 +155,7 @@ def enumerate_candidates(workloads: Iterable[Workload], rows: Sequence[ProfileRo
     result: dict[str, list[Candidate]] = {}
     for w in workloads:
         cands = [evaluate_candidate(w, row, catalog, inventory, max_utilization, serving_overhead_ms,
-                                    electricity, objective, needs_energy)
+                                    electricity, objective, needs_energy, queueing)
                  for row in by_model.get(w.model, [])]
         cands.sort(key=lambda c: (not c.feasible, c.usd_per_hour, c.predicted_p99_ms))
         result[w.name] = cands

@@ -13,9 +13,19 @@ Spine model (documented in docs/optimization.md)::
                           + latency_p99_ms(B)               # measured p99 of one batch of B
                           + serving_overhead_ms             # HTTP proxy + routing, per request
 
-Replicas are sized so each runs at most ``max_utilization`` busy, which keeps
-the queue behind a running batch short; queueing delay itself is not modelled
-yet (the optimizer issue adds it). B = 1 never waits.
+                          + queue_wait_p99_ms                # behind batches already running/queued
+
+Queueing (M/G/1 per replica, batches as the unit of service): a batch of B takes
+S = 1000 x B / T ms (T = items/s back to back), the replica is busy
+rho = lambda / T of the time, and the mean wait is Pollaczek-Khinchine's
+Wq = rho / (1 - rho) x S x (1 + cs2) / 2, cs2 the squared coefficient of
+variation of the batch time (measured: the profile's latency_cv; unknown: 1, as
+an exponential service). The p99 of the wait uses the exponential tail that is
+exact for M/M/1: P(W > t) = rho x exp(-rho t / Wq), so
+    queue_wait_p99_ms = Wq / rho x ln(rho / 0.01)   (0 when rho <= 0.01)
+Terms are added, which over-counts a little (the worst formation wait and the
+worst queueing wait rarely hit the same request). bench/latency_model.py
+compares this with p99 measured by `planner verify`.
 """
 from __future__ import annotations
 
@@ -37,10 +47,34 @@ def batch_wait_timeout_ms(batch_size: int, arrival_rps_per_replica: float) -> fl
     return 1000.0 * (batch_size - 1) / arrival_rps_per_replica
 
 
+UNKNOWN_SERVICE_CS2 = 1.0   # squared CV of batch time when the profile has none (exponential)
+_TAIL = 0.01  # p99: the tail probability (shared with candidate_tables)
+
+
+def queue_wait_p99_ms(arrival_rps_per_replica: float, throughput_rps: float, batch_size: int,
+                      service_cv: float | None = None) -> float:
+    """p99 of the wait behind other batches on one replica (M/G/1, exponential tail); inf if saturated."""
+    rho = arrival_rps_per_replica / throughput_rps
+    if rho <= _TAIL:
+        return 0.0
+    if rho >= 1.0:
+        return math.inf
+    service_ms = 1000.0 * batch_size / throughput_rps
+    cs2 = UNKNOWN_SERVICE_CS2 if service_cv is None else service_cv ** 2
+    mean_wait = rho / (1.0 - rho) * service_ms * (1.0 + cs2) / 2.0
+    return mean_wait / rho * math.log(rho / _TAIL)
+
+
 def predicted_p99_ms(batch_size: int, batch_latency_p99_ms: float, arrival_rps_per_replica: float,
-                     serving_overhead_ms: float = DEFAULT_SERVING_OVERHEAD_MS) -> float:
-    """End-to-end p99 of one request: batch formation wait + service time + serving overhead."""
-    return (batch_wait_timeout_ms(batch_size, arrival_rps_per_replica)
+                     serving_overhead_ms: float = DEFAULT_SERVING_OVERHEAD_MS, throughput_rps: float | None = None,
+                     service_cv: float | None = None) -> float:
+    """End-to-end p99 of one request: formation wait + queueing wait + batch p99 + serving overhead.
+
+    Without `throughput_rps` the queueing term is left out (the spine's model).
+    """
+    queue = (0.0 if throughput_rps is None
+             else queue_wait_p99_ms(arrival_rps_per_replica, throughput_rps, batch_size, service_cv))
+    return (batch_wait_timeout_ms(batch_size, arrival_rps_per_replica) + queue
             + batch_latency_p99_ms + serving_overhead_ms)
 
 

@@ -100,6 +100,7 @@ class WorkloadSet:
     max_utilization: float = 0.8
     inventory: Mapping[str, int] | None = None   # None: rent whatever the catalog lists
     serving_overhead_ms: float = DEFAULT_SERVING_OVERHEAD_MS
+    queueing: bool = True                        # add the M/G/1 queueing wait to predicted p99
     electricity: Electricity = Electricity()
     budget_usd_per_hour: float | None = None     # cap on the plan's $/h (with any objective)
     max_wall_power_w: float | None = None        # cap on power x PUE (set by the Pareto sweep)
@@ -158,6 +159,7 @@ class _FileModel(BaseModel):
     budget_usd_per_hour: float | None = Field(default=None, gt=0)
     max_utilization: float = Field(default=0.8, gt=0, le=1)
     serving_overhead_ms: float = Field(default=DEFAULT_SERVING_OVERHEAD_MS, ge=0)
+    queueing: bool = True
     inventory: dict[str, int] | None = None
     workloads: list[_WorkloadModel] = Field(min_length=1)
 
@@ -276,7 +278,7 @@ def parse_workloads(raw: object, source: str = "<workloads>", *,
         for w in parsed.workloads)
     return WorkloadSet(workloads=workloads, objective=parsed.objective, max_utilization=parsed.max_utilization,
                        inventory=dict(parsed.inventory) if parsed.inventory is not None else None,
-                       serving_overhead_ms=parsed.serving_overhead_ms,
+                       serving_overhead_ms=parsed.serving_overhead_ms, queueing=parsed.queueing,
                        electricity=_electricity(parsed.electricity, source),
                        budget_usd_per_hour=parsed.budget_usd_per_hour, source_path=source)
 
