@@ -5,7 +5,10 @@ enough on a CPU, ~5 ms, for its queue to matter at rates the local Serve HTTP
 path can carry), driven at several rates with open-loop Poisson load over real
 HTTP. For each rate: the replica's utilisation, measured p50/p99, the
 prediction without queueing (the spine's model) and with it, and the ratios.
-The serving overhead is the workloads default (10 ms, a p50 figure).
+The serving overhead is the workloads default (10 ms, a p50 figure). A third
+prediction, not used by the planner, also queues each request at the HTTP proxy
+(one M/M/1 server taking serving_overhead_ms per request), to show how much of
+what is left is the serving path's own queue.
 
     python -m bench.latency_model [--rates 10,40,80] [--duration 12] [--port 8125]
 
@@ -19,7 +22,7 @@ import json
 
 from planner import api
 from planner.catalog import load_catalog
-from planner.latency import DEFAULT_SERVING_OVERHEAD_MS, predicted_p99_ms
+from planner.latency import DEFAULT_SERVING_OVERHEAD_MS, predicted_p99_ms, queue_wait_p99_ms
 from planner.models import get_model
 from planner.profiler import profile_point
 from planner.workloads import Workload, WorkloadSet
@@ -27,7 +30,7 @@ from planner.workloads import Workload, WorkloadSet
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rates", default="10,40,80", help="requests per second to drive, comma-separated")
+    parser.add_argument("--rates", default="10,25,40,60", help="requests per second to drive, comma-separated")
     parser.add_argument("--duration", type=float, default=12.0, help="seconds of load per rate")
     parser.add_argument("--port", type=int, default=8125)
     args = parser.parse_args(argv)
@@ -50,17 +53,20 @@ def main(argv: list[str] | None = None) -> int:
             rho = qps / row.throughput_rps
             spine = predicted_p99_ms(1, row.latency_p99_ms, qps, DEFAULT_SERVING_OVERHEAD_MS)
             with_queue = plan.workloads[0].chosen.predicted_p99_ms
+            proxy = with_queue + queue_wait_p99_ms(qps, 1000.0 / DEFAULT_SERVING_OVERHEAD_MS, 1, 1.0)
             points.append({"qps": qps, "utilization": round(rho, 3),
                            "measured_p50_ms": round(measured.p50_ms, 2),
                            "measured_p99_ms": round(measured.p99_ms, 2),
                            "predicted_p99_ms": round(with_queue, 2), "predicted_without_queueing_ms": round(spine, 2),
                            "ratio": round(measured.p99_ms / with_queue, 2),
                            "ratio_without_queueing": round(measured.p99_ms / spine, 2),
+                           "predicted_with_proxy_queue_ms": round(proxy, 2),
                            "errors": measured.errors})
             print(f"{qps:5g} qps  rho {rho:.2f}  measured p50 {measured.p50_ms:6.1f} p99 "
                   f"{measured.p99_ms:6.1f} ms  predicted p99 {with_queue:6.1f} (without queueing "
-                  f"{spine:5.1f}) ms  measured/predicted {measured.p99_ms / with_queue:.2f} "
-                  f"({measured.p99_ms / spine:.2f})", flush=True)
+                  f"{spine:5.1f}; with a proxy queue {proxy:6.1f}) ms  measured/predicted "
+                  f"{measured.p99_ms / with_queue:.2f} (without queueing {measured.p99_ms / spine:.2f}, "
+                  f"with a proxy queue {measured.p99_ms / proxy:.2f})", flush=True)
     finally:
         from cluster.runtime import shutdown_ray
         shutdown_ray()  # the embedded Ray ends its Serve apps with it

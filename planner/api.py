@@ -124,7 +124,7 @@ def plan(workloads: WorkloadSet | str | Path, profiles: Iterable[ProfileRow] | P
     sources = sorted({r.source for r in rows})
     provenance["profile_sources"] = sources
     candidates = enumerate_tables(workloads.workloads, rows, cat, workloads.inventory,
-                                  workloads.max_utilization, workloads.serving_overhead_ms,
+                                  workloads.max_utilization, workloads.p99_overhead_ms,
                                   workloads.electricity, workloads.objective,
                                   workloads.objective in ENERGY_OBJECTIVES or workloads.max_wall_power_w is not None,
                                   workloads.queueing)

@@ -35,7 +35,7 @@ class ParetoPoint:
 
 def _solve(ws: WorkloadSet, rows: Sequence[ProfileRow], catalog: Catalog, settings: SolverSettings) -> Plan:
     needs_energy = ws.objective in ("energy", "carbon", "cost+carbon") or ws.max_wall_power_w is not None
-    tables = enumerate_tables(ws.workloads, rows, catalog, ws.inventory, ws.max_utilization, ws.serving_overhead_ms,
+    tables = enumerate_tables(ws.workloads, rows, catalog, ws.inventory, ws.max_utilization, ws.p99_overhead_ms,
                               ws.electricity, ws.objective, needs_energy, ws.queueing)
     return optimize(ws, tables, settings)
 

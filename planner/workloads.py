@@ -101,6 +101,7 @@ class WorkloadSet:
     inventory: Mapping[str, int] | None = None   # None: rent whatever the catalog lists
     serving_overhead_ms: float = DEFAULT_SERVING_OVERHEAD_MS
     queueing: bool = True                        # add the M/G/1 queueing wait to predicted p99
+    http_proxies: int | None = None              # queue every request at one of these Serve HTTP proxies
     electricity: Electricity = Electricity()
     budget_usd_per_hour: float | None = None     # cap on the plan's $/h (with any objective)
     max_wall_power_w: float | None = None        # cap on power x PUE (set by the Pareto sweep)
@@ -109,6 +110,22 @@ class WorkloadSet:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "by_name", {w.name: w for w in self.workloads})
+
+    @property
+    def p99_overhead_ms(self) -> float:
+        """What the serving path adds to every online request's p99.
+
+        `serving_overhead_ms`, plus, with `http_proxies`, the p99 wait at a proxy: one M/M/1
+        server taking `serving_overhead_ms` per request, fed its share of all online traffic
+        (bench/latency_model.py: measured/predicted p99 0.87-0.97 up to 40 qps on 2 vCPUs).
+        The traffic is fixed by the workloads, so this is one constant for every candidate.
+        """
+        if not self.http_proxies or self.serving_overhead_ms <= 0:
+            return self.serving_overhead_ms
+        from planner.latency import queue_wait_p99_ms
+        total = sum(w.qps or 0.0 for w in self.workloads if w.kind == "online")
+        return self.serving_overhead_ms + queue_wait_p99_ms(total / self.http_proxies,
+                                                            1000.0 / self.serving_overhead_ms, 1, 1.0)
 
 
 # --- the file's schema (the edge) ---------------------------------------------------------
@@ -160,6 +177,7 @@ class _FileModel(BaseModel):
     max_utilization: float = Field(default=0.8, gt=0, le=1)
     serving_overhead_ms: float = Field(default=DEFAULT_SERVING_OVERHEAD_MS, ge=0)
     queueing: bool = True
+    http_proxies: int | None = Field(default=None, ge=1)
     inventory: dict[str, int] | None = None
     workloads: list[_WorkloadModel] = Field(min_length=1)
 
@@ -279,6 +297,7 @@ def parse_workloads(raw: object, source: str = "<workloads>", *,
     return WorkloadSet(workloads=workloads, objective=parsed.objective, max_utilization=parsed.max_utilization,
                        inventory=dict(parsed.inventory) if parsed.inventory is not None else None,
                        serving_overhead_ms=parsed.serving_overhead_ms, queueing=parsed.queueing,
+                       http_proxies=parsed.http_proxies,
                        electricity=_electricity(parsed.electricity, source),
                        budget_usd_per_hour=parsed.budget_usd_per_hour, source_path=source)
 
