@@ -49,6 +49,25 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> str:
     return f"embedded local Ray ({int(ray.cluster_resources().get('CPU', 0))} CPUs)"
 
 
+def cluster_inventory(catalog, address: str | None = None):
+    """The running cluster's hardware (planner.inventory.ClusterInventory), from Ray's node table.
+
+    Attaches to `address` (or RAY_ADDRESS / "auto"); never starts an embedded Ray, since an
+    embedded one would only describe this machine as if it were the cluster.
+    """
+    import ray
+
+    from planner.inventory import inventory_from_nodes
+
+    if not ray.is_initialized():
+        try:
+            ray.init(address=address or "auto", logging_level="ERROR", log_to_driver=False)
+        except (ConnectionError, RuntimeError) as exc:
+            raise ClusterError(f"--inventory cluster: no Ray cluster to read ({exc}). To fix: start one "
+                               "(ray start --head) or pass --address, or use --inventory file|catalog") from None
+    return inventory_from_nodes(ray.nodes(), catalog)
+
+
 def shutdown_ray() -> None:
     """Disconnect; an embedded Ray stops with its Serve apps, a real cluster keeps serving.
 

@@ -105,8 +105,12 @@ def profile(models: Sequence[str], precisions: Sequence[str] = ("fp32", "bf16"),
 
 def plan(workloads: WorkloadSet | str | Path, profiles: Iterable[ProfileRow] | ProfileResult | str | Path,
          catalog: Catalog | str | Path | None = None, time_limit_s: float = 10.0,
-         num_workers: int = 2) -> Plan:
-    """Choose hardware, precision, batch size and replicas per workload (never raises on infeasible)."""
+         num_workers: int = 2, inventory: str = "file", address: str | None = None) -> Plan:
+    """Choose hardware, precision, batch size and replicas per workload (never raises on infeasible).
+
+    `inventory`: "file" (the workloads file's), "cluster" (the running Ray cluster's nodes, all
+    owned; `address` to attach) or "catalog" (rent anything at catalog prices); planner/inventory.py.
+    """
     cat = _catalog(catalog)
     provenance: dict[str, object] = {"catalog": cat.source_path, "catalog_version": cat.version,
                                      "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
@@ -123,6 +127,10 @@ def plan(workloads: WorkloadSet | str | Path, profiles: Iterable[ProfileRow] | P
         rows = list(profiles)
     sources = sorted({r.source for r in rows})
     provenance["profile_sources"] = sources
+    workloads = _with_inventory(workloads, inventory, cat, address)
+    provenance["inventory_source"] = inventory
+    from planner.inventory import with_owned_prices
+    cat = with_owned_prices(cat, workloads.owned)
     candidates = enumerate_tables(workloads.workloads, rows, cat, workloads.inventory,
                                   workloads.max_utilization, workloads.p99_overhead_ms,
                                   workloads.electricity, workloads.objective,
@@ -130,6 +138,21 @@ def plan(workloads: WorkloadSet | str | Path, profiles: Iterable[ProfileRow] | P
                                   workloads.queueing)
     return optimize(workloads, candidates, SolverSettings(time_limit_s=time_limit_s, num_workers=num_workers),
                     provenance)
+
+
+def _with_inventory(workloads: WorkloadSet, source: str, catalog: Catalog, address: str | None) -> WorkloadSet:
+    from dataclasses import replace
+
+    from planner.inventory import SOURCES
+    if source == "file":
+        return workloads
+    if source == "catalog":
+        return replace(workloads, inventory=None, owned=frozenset())
+    if source == "cluster":
+        from cluster.runtime import cluster_inventory
+        found = cluster_inventory(catalog, address)
+        return replace(workloads, inventory=found.counts, owned=frozenset(found.counts))
+    raise InputError("--inventory", source, "unknown inventory source", f"use one of {', '.join(SOURCES)}")
 
 
 @dataclass(frozen=True)

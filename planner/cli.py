@@ -167,7 +167,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from planner.plan import write_plan
     from planner.views import print_plan
 
-    plan = api.plan(args.workloads, args.profiles, catalog=args.catalog, time_limit_s=args.time_limit)
+    plan = api.plan(args.workloads, args.profiles, catalog=args.catalog, time_limit_s=args.time_limit,
+                    inventory=args.inventory, address=args.address)
     print_plan(console, plan)
     if args.explain:
         from planner.explain import explain_plan
@@ -327,6 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-limit", type=float, default=10.0, help="solver time limit in seconds")
     p.add_argument("--allow-partial", action="store_true", help="write the plan even if some workloads do not fit")
     p.add_argument("--explain", action="store_true", help="say why each workload got its configuration")
+    p.add_argument("--inventory", choices=["file", "cluster", "catalog"], default="file",
+                   help="hardware to plan on: the workloads file's inventory, the running Ray cluster's "
+                        "nodes (owned), or anything in the catalog (rented)")
+    p.add_argument("--address", help="Ray cluster address for --inventory cluster (default: RAY_ADDRESS or auto)")
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("schedule", help="schedule batch jobs into cheap or clean hours (CP-SAT)")

@@ -36,7 +36,8 @@ def print_plan(console: Console, plan: Plan) -> None:
     console.print(table)
     for detail, mark in details.items():
         console.print(f"  {mark} {detail}", soft_wrap=True)
-    console.print("  p99 pred = batch formation wait + measured batch p99 + serving overhead (docs/optimization.md)")
+    console.print("  p99 pred = batch formation wait + queueing wait + measured batch p99 + serving overhead "
+                  "(docs/optimization.md)")
 
 
 def print_verification(console: Console, result: VerificationReport) -> None:

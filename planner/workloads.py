@@ -99,6 +99,7 @@ class WorkloadSet:
     objective: str = "cost"
     max_utilization: float = 0.8
     inventory: Mapping[str, int] | None = None   # None: rent whatever the catalog lists
+    owned: frozenset[str] = frozenset()          # inventory already paid for: zero marginal price
     serving_overhead_ms: float = DEFAULT_SERVING_OVERHEAD_MS
     queueing: bool = True                        # add the M/G/1 queueing wait to predicted p99
     http_proxies: int | None = None              # queue every request at one of these Serve HTTP proxies
@@ -178,7 +179,7 @@ class _FileModel(BaseModel):
     serving_overhead_ms: float = Field(default=DEFAULT_SERVING_OVERHEAD_MS, ge=0)
     queueing: bool = True
     http_proxies: int | None = Field(default=None, ge=1)
-    inventory: dict[str, int] | None = None
+    inventory: dict[str, int | dict[str, int]] | None = None
     workloads: list[_WorkloadModel] = Field(min_length=1)
 
 
@@ -279,15 +280,18 @@ def parse_workloads(raw: object, source: str = "<workloads>", *,
             raise InputError(f"{source}: workloads[{i}:{w.name}].model", w.model, "unknown model",
                              f"{hint}use a built-in model ({', '.join(sorted(models))}) "
                              "or a user model as 'package.module:factory'")
-    for hw_name, count in (parsed.inventory or {}).items():
+    from planner.inventory import parse_inventory_entry
+
+    counts, owned = {}, set()
+    for hw_name, value in (parsed.inventory or {}).items():
         if hardware is not None and hw_name not in hardware:
             close = difflib.get_close_matches(hw_name, sorted(hardware), n=1)
             hint = f"did you mean '{close[0]}'? " if close else ""
             raise InputError(f"{source}: inventory.{hw_name}", hw_name, "unknown hardware (not in the catalog)",
                              f"{hint}use a catalog name ({', '.join(sorted(hardware))}) or pass --catalog")
-        if count < 0:
-            raise InputError(f"{source}: inventory.{hw_name}", count, "must be >= 0",
-                             "give the number of units available (GPUs, TPU chips or vCPUs)")
+        counts[hw_name], is_owned = parse_inventory_entry(f"{source}: inventory.{hw_name}", value)
+        if is_owned:
+            owned.add(hw_name)
 
     workloads = tuple(
         Workload(name=w.name, model=w.model, kind=w.kind, precisions=tuple(dict.fromkeys(w.precisions)),
@@ -295,7 +299,7 @@ def parse_workloads(raw: object, source: str = "<workloads>", *,
                  p99_ms=w.p99_ms, items=w.items, deadline_h=w.deadline_h, release_h=w.release_h or 0.0)
         for w in parsed.workloads)
     return WorkloadSet(workloads=workloads, objective=parsed.objective, max_utilization=parsed.max_utilization,
-                       inventory=dict(parsed.inventory) if parsed.inventory is not None else None,
+                       inventory=counts if parsed.inventory is not None else None, owned=frozenset(owned),
                        serving_overhead_ms=parsed.serving_overhead_ms, queueing=parsed.queueing,
                        http_proxies=parsed.http_proxies,
                        electricity=_electricity(parsed.electricity, source),
