@@ -131,6 +131,9 @@ def plan(workloads: WorkloadSet | str | Path, profiles: Iterable[ProfileRow] | P
     provenance["inventory_source"] = inventory
     from planner.inventory import with_owned_prices
     cat = with_owned_prices(cat, workloads.owned)
+    if workloads.gpu_sharing:
+        from planner.sharing import shared_rows
+        rows = rows + shared_rows(rows, cat)
     candidates = enumerate_tables(workloads.workloads, rows, cat, workloads.inventory,
                                   workloads.max_utilization, workloads.p99_overhead_ms,
                                   workloads.electricity, workloads.objective,

@@ -40,6 +40,7 @@ import numpy as np
 from planner.candidate_tables import FEASIBLE, CandidateTable
 from planner.candidates import Candidate, diagnose_infeasible_workload
 from planner.lp_decomposition import solve_by_lp
+from planner.sharing import unallocated_devices
 from planner.plan import Plan, WorkloadPlan
 from planner.workloads import WorkloadSet
 
@@ -228,6 +229,34 @@ def _inventory_diagnosis(workload_set: WorkloadSet, name: str, cands: Sequence[C
             + ". To fix: add inventory, or lower qps / relax p99_ms of some workload")
 
 
+def unit_price(c: Candidate) -> float:
+    """The hardware's $/h per unit, recovered from a candidate (its cost less its energy)."""
+    return max(0.0, c.usd_per_hour - c.energy_usd_per_hour) / c.devices if c.devices else 0.0
+
+
+def _whole_device_remainder(model: cp_model.CpModel, x, placeable: Mapping[str, Sequence[Candidate]],
+                            objective: str):
+    """Shared GPUs are paid whole: per hardware type with fractional replicas (planner/sharing.py),
+    an integer device count covers them, and the unused part of the last device is added to the
+    cost. Candidates carry their pro-rata share of the price, so only the remainder is added."""
+    if objective not in ("cost", "cost+carbon"):
+        return 0
+    by_hw: dict[str, list[tuple[Candidate, object]]] = {}
+    for w, cands in placeable.items():
+        for i, c in enumerate(cands):
+            by_hw.setdefault(c.hardware, []).append((c, x[w, i]))
+    extra = 0
+    for hw, entries in by_hw.items():
+        if all(abs(c.devices - round(c.devices)) < 1e-9 for c, _ in entries):
+            continue
+        price = int(round(max(unit_price(c) for c, _ in entries) * COST_SCALE)) * TIE_SCALE
+        scaled = [(int(math.ceil(c.devices * UNIT_SCALE)), v) for c, v in entries]
+        whole = model.new_int_var(0, int(math.ceil(sum(d for d, _ in scaled) / UNIT_SCALE)), f"devices[{hw}]")
+        model.add(whole * UNIT_SCALE >= sum(d * v for d, v in scaled))
+        extra += price * whole - sum(int(round(price * c.devices)) * v for c, v in entries)
+    return extra
+
+
 def _solve_cp_sat(workload_set: WorkloadSet, placeable: Mapping[str, list[Candidate]], objective: str,
                   levels: int, settings: SolverSettings) -> tuple[str, dict[str, Candidate], float, list[str]]:
     """The CP-SAT model (1)-(2); on infeasibility, the optional-placement model and its diagnoses."""
@@ -238,7 +267,8 @@ def _solve_cp_sat(workload_set: WorkloadSet, placeable: Mapping[str, list[Candid
     # than TIE_SCALE, i.e. less than one micro-dollar, so they never buy a dearer plan.
     targets = {w.name: w.p99_ms for w in workload_set.workloads}
     model.minimize(sum((_coefficient(c, objective) * TIE_SCALE + _tie_break(c, targets[w], levels)) * x[w, i]
-                       for w, cands in placeable.items() for i, c in enumerate(cands)))
+                       for w, cands in placeable.items() for i, c in enumerate(cands))
+                   + _whole_device_remainder(model, x, placeable, objective))
     _hint_greedy(model, x, placeable, objective, workload_set.inventory)
     solver = _solver(settings)
     status = solver.solve(model)
@@ -316,7 +346,13 @@ def optimize(workload_set: WorkloadSet, candidates: Mapping[str, CandidateSource
             plans.append(WorkloadPlan(name=w.name, model=w.model, kind=w.kind, qps_target=w.demand_rps,
                                       p99_ms_target=w.p99_ms, chosen=chosen[w.name],
                                       alternatives=tuple(alternatives[w.name])))
-    cost = sum(c.usd_per_hour for c in chosen.values())
+    devices_by_hw: dict[str, float] = {}
+    for c in chosen.values():
+        devices_by_hw[c.hardware] = devices_by_hw.get(c.hardware, 0.0) + c.devices
+    remainder = unallocated_devices(devices_by_hw)
+    prices = {c.hardware: unit_price(c) for c in chosen.values()}
+    unallocated = sum(remainder[hw] * prices[hw] for hw in remainder)
+    cost = sum(c.usd_per_hour for c in chosen.values()) + unallocated
     power = sum(c.power_w for c in chosen.values())
     value = sum(c.objective_value for c in chosen.values())
     solved = status_name in ("OPTIMAL", "FEASIBLE")
@@ -333,7 +369,7 @@ def optimize(workload_set: WorkloadSet, candidates: Mapping[str, CandidateSource
                 budget_usd_per_hour=workload_set.budget_usd_per_hour,
                 solve_seconds=time.perf_counter() - started, workloads=tuple(plans),
                 infeasible=tuple(diagnoses), provenance=info, inventory=workload_set.inventory,
-                max_utilization=workload_set.max_utilization)
+                max_utilization=workload_set.max_utilization, unallocated_usd_per_hour=unallocated)
 
 
 def _ortools_version() -> str:

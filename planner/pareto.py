@@ -35,6 +35,9 @@ class ParetoPoint:
 
 def _solve(ws: WorkloadSet, rows: Sequence[ProfileRow], catalog: Catalog, settings: SolverSettings) -> Plan:
     needs_energy = ws.objective in ("energy", "carbon", "cost+carbon") or ws.max_wall_power_w is not None
+    if ws.gpu_sharing:
+        from planner.sharing import shared_rows
+        rows = list(rows) + shared_rows(rows, catalog)
     tables = enumerate_tables(ws.workloads, rows, catalog, ws.inventory, ws.max_utilization, ws.p99_overhead_ms,
                               ws.electricity, ws.objective, needs_energy, ws.queueing)
     return optimize(ws, tables, settings)

@@ -46,6 +46,8 @@ class Plan:
     best_bound_objective: float = 0.0
     carbon_g_per_hour: float = 0.0
     budget_usd_per_hour: float | None = None
+    # Shared GPUs are paid whole: the unused part of partly used devices, included in the $/h total.
+    unallocated_usd_per_hour: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -103,6 +105,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         # Power and carbon totals leave these out: no one measured or could estimate their energy.
         "energy_unknown_workloads": [w.name for w in plan.workloads if w.chosen.energy_unknown],
         "budget_usd_per_hour": plan.budget_usd_per_hour,
+        "unallocated_usd_per_hour": _round(plan.unallocated_usd_per_hour),
         "solve_seconds": _round(plan.solve_seconds),
         "workloads": workloads,
         "inventory": None if plan.inventory is None else dict(plan.inventory),
@@ -153,7 +156,8 @@ def plan_from_dict(data: Mapping[str, Any], source: str = "plan.json") -> Plan:
                     objective_value=float(data.get("objective_value", 0.0)),
                     best_bound_objective=float(data.get("best_bound_objective", 0.0)),
                     carbon_g_per_hour=float(data.get("carbon_g_per_hour", 0.0)),
-                    budget_usd_per_hour=data.get("budget_usd_per_hour"))
+                    budget_usd_per_hour=data.get("budget_usd_per_hour"),
+                    unallocated_usd_per_hour=float(data.get("unallocated_usd_per_hour", 0.0)))
     except KeyError as exc:
         raise InputError(f"{source}", str(exc.args[0]), "required field missing",
                          "regenerate the plan with `planner plan`") from None

@@ -34,6 +34,9 @@ def print_plan(console: Console, plan: Plan) -> None:
                       f"{c.predicted_p99_ms:.1f}", "-" if w.p99_ms_target is None else f"{w.p99_ms_target:g}",
                       f"{w.qps_target:.1f}", f"{c.usd_per_hour:.4f}", f"{kind}{mark}")
     console.print(table)
+    if plan.unallocated_usd_per_hour > 1e-9:
+        console.print(f"  + ${plan.unallocated_usd_per_hour:.4f}/h: the unused part of partly shared GPUs "
+                      "(paid whole; included in the total)")
     for detail, mark in details.items():
         console.print(f"  {mark} {detail}", soft_wrap=True)
     console.print("  p99 pred = batch formation wait + queueing wait + measured batch p99 + serving overhead "

@@ -103,6 +103,7 @@ class WorkloadSet:
     serving_overhead_ms: float = DEFAULT_SERVING_OVERHEAD_MS
     queueing: bool = True                        # add the M/G/1 queueing wait to predicted p99
     http_proxies: int | None = None              # queue every request at one of these Serve HTTP proxies
+    gpu_sharing: bool = True                     # offer fractional-GPU replicas (planner/sharing.py)
     electricity: Electricity = Electricity()
     budget_usd_per_hour: float | None = None     # cap on the plan's $/h (with any objective)
     max_wall_power_w: float | None = None        # cap on power x PUE (set by the Pareto sweep)
@@ -179,6 +180,7 @@ class _FileModel(BaseModel):
     serving_overhead_ms: float = Field(default=DEFAULT_SERVING_OVERHEAD_MS, ge=0)
     queueing: bool = True
     http_proxies: int | None = Field(default=None, ge=1)
+    gpu_sharing: bool = True
     inventory: dict[str, int | dict[str, int]] | None = None
     workloads: list[_WorkloadModel] = Field(min_length=1)
 
@@ -301,7 +303,7 @@ def parse_workloads(raw: object, source: str = "<workloads>", *,
     return WorkloadSet(workloads=workloads, objective=parsed.objective, max_utilization=parsed.max_utilization,
                        inventory=counts if parsed.inventory is not None else None, owned=frozenset(owned),
                        serving_overhead_ms=parsed.serving_overhead_ms, queueing=parsed.queueing,
-                       http_proxies=parsed.http_proxies,
+                       http_proxies=parsed.http_proxies, gpu_sharing=parsed.gpu_sharing,
                        electricity=_electricity(parsed.electricity, source),
                        budget_usd_per_hour=parsed.budget_usd_per_hour, source_path=source)
 
