@@ -117,9 +117,16 @@ def deployment_options(w: WorkloadPlan, catalog: Catalog) -> dict[str, Any]:
         actor.update(num_gpus=c.units_per_replica, accelerator_type=hardware.ray_accelerator_type)
     elif hardware.kind == "tpu":
         actor.update(resources={"TPU": c.units_per_replica}, accelerator_type=hardware.ray_accelerator_type)
+    scaling: dict[str, Any] = {"num_replicas": c.replicas}
+    if w.autoscaling is not None and w.autoscaling.max_replicas > w.autoscaling.min_replicas:
+        # An hourly demand curve: Serve scales between the plan's bounds (planner/autoscaling.py).
+        scaling = {"autoscaling_config": {"min_replicas": w.autoscaling.min_replicas,
+                                          "max_replicas": w.autoscaling.max_replicas,
+                                          "initial_replicas": w.autoscaling.max_replicas,
+                                          "target_ongoing_requests": w.autoscaling.target_ongoing_requests}}
     return {
         "name": w.name,
-        "num_replicas": c.replicas,
+        **scaling,
         # Room for one batch being run and one forming, so batching is never starved by admission.
         "max_ongoing_requests": max(8, 2 * c.batch_size),
         "ray_actor_options": actor,

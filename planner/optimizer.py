@@ -37,6 +37,7 @@ from ortools.sat.python import cp_model
 
 import numpy as np
 
+from planner.autoscaling import autoscale
 from planner.candidate_tables import FEASIBLE, CandidateTable
 from planner.candidates import Candidate, diagnose_infeasible_workload
 from planner.lp_decomposition import solve_by_lp
@@ -343,9 +344,11 @@ def optimize(workload_set: WorkloadSet, candidates: Mapping[str, CandidateSource
     plans = []
     for w in workload_set.workloads:
         if w.name in chosen:
+            scaling = (autoscale(w.qps_hourly, chosen[w.name], w.min_replicas, workload_set.max_utilization)
+                       if w.qps_hourly else None)
             plans.append(WorkloadPlan(name=w.name, model=w.model, kind=w.kind, qps_target=w.demand_rps,
                                       p99_ms_target=w.p99_ms, chosen=chosen[w.name],
-                                      alternatives=tuple(alternatives[w.name])))
+                                      alternatives=tuple(alternatives[w.name]), autoscaling=scaling))
     devices_by_hw: dict[str, float] = {}
     for c in chosen.values():
         devices_by_hw[c.hardware] = devices_by_hw.get(c.hardware, 0.0) + c.devices

@@ -7,13 +7,16 @@ names the field at fault.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from planner.candidates import OBJECTIVE_UNITS, Candidate
 from planner.errors import InputError
 from planner.profiles import write_atomically
+
+if TYPE_CHECKING:
+    from planner.autoscaling import Autoscaling
 
 PLAN_FORMAT_VERSION = 1
 
@@ -27,6 +30,7 @@ class WorkloadPlan:
     p99_ms_target: float | None       # None for batch work
     chosen: Candidate
     alternatives: tuple[Candidate, ...]
+    autoscaling: "Autoscaling | None" = None   # with an hourly demand curve (planner/autoscaling.py)
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,9 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             "cheaper_rejected": [{"configuration": a.description, "usd_per_hour": _round(a.usd_per_hour),
                                   "reason": a.note} for a in e.cheaper_rejected]}
         entry["alternatives"] = [{k: _round(getattr(c, k)) for k in _ALTERNATIVE_FIELDS} for c in w.alternatives]
+        if w.autoscaling is not None:
+            entry["autoscaling"] = {k: (list(v) if isinstance(v, tuple) else _round(v))
+                                    for k, v in asdict(w.autoscaling).items()}
         workloads.append(entry)
     return {
         "format_version": PLAN_FORMAT_VERSION,
@@ -134,6 +141,16 @@ def _candidate_from(entry: Mapping[str, Any], workload: str, where: str) -> Cand
     return Candidate(**values)
 
 
+def _autoscaling_from(entry: Mapping[str, Any] | None) -> "Autoscaling | None":
+    from planner.autoscaling import Autoscaling
+
+    if not entry:
+        return None
+    return Autoscaling(int(entry["min_replicas"]), int(entry["max_replicas"]), float(entry["target_ongoing_requests"]),
+                       tuple(int(r) for r in entry["replicas_by_hour"]), float(entry["day_usd"]),
+                       float(entry["peak_provisioned_day_usd"]))
+
+
 def plan_from_dict(data: Mapping[str, Any], source: str = "plan.json") -> Plan:
     try:
         workloads = []
@@ -145,6 +162,7 @@ def plan_from_dict(data: Mapping[str, Any], source: str = "plan.json") -> Plan:
             workloads.append(WorkloadPlan(name=entry["name"], model=entry["model"], kind=entry.get("kind", "online"),
                                           qps_target=float(entry["qps_target"]),
                                           p99_ms_target=entry.get("p99_ms_target"),
+                                          autoscaling=_autoscaling_from(entry.get("autoscaling")),
                                           chosen=chosen, alternatives=alternatives))
         return Plan(status=data["status"], objective=data.get("objective", "cost"),
                     objective_usd_per_hour=float(data["objective_usd_per_hour"]),

@@ -34,6 +34,12 @@ def print_plan(console: Console, plan: Plan) -> None:
                       f"{c.predicted_p99_ms:.1f}", "-" if w.p99_ms_target is None else f"{w.p99_ms_target:g}",
                       f"{w.qps_target:.1f}", f"{c.usd_per_hour:.4f}", f"{kind}{mark}")
     console.print(table)
+    for w in plan.workloads:
+        if w.autoscaling is not None:
+            a = w.autoscaling
+            console.print(f"  {w.name}: Serve autoscaling {a.min_replicas}-{a.max_replicas} replicas over the day; "
+                          f"${a.day_usd:.2f}/day vs ${a.peak_provisioned_day_usd:.2f}/day provisioned for the peak "
+                          f"({a.savings_pct:.0f}% less)")
     if plan.unallocated_usd_per_hour > 1e-9:
         console.print(f"  + ${plan.unallocated_usd_per_hour:.4f}/h: the unused part of partly shared GPUs "
                       "(paid whole; included in the total)")

@@ -82,6 +82,7 @@ class Workload:
     items: int | None = None            # batch: items to process
     deadline_h: float | None = None     # batch: hours to finish them in (from the horizon's start)
     release_h: float = 0.0              # batch: hour from which the job may run
+    qps_hourly: tuple[float, ...] = ()  # online: demand per hour of a day (qps is then its peak)
 
     @property
     def demand_rps(self) -> float:
@@ -142,14 +143,23 @@ class _WorkloadModel(BaseModel):
     items: int | None = Field(default=None, gt=0)
     deadline_h: float | None = Field(default=None, gt=0)
     release_h: float | None = Field(default=None, ge=0)
+    qps_hourly: list[Annotated[float, Field(ge=0)]] | None = Field(default=None, min_length=24, max_length=24)
     precisions: list[Literal["fp32", "bf16", "fp16", "int8"]] = Field(default_factory=lambda: ["fp32"], min_length=1)
     max_quality_loss: float = Field(default=0.0, ge=0)
     min_replicas: int = Field(default=1, ge=1)
 
     @model_validator(mode="after")
     def _kind_fields(self) -> "_WorkloadModel":
+        if self.kind == "online" and self.qps_hourly is not None:
+            if self.qps is not None:
+                raise _KindError("qps", self.qps, "given together with qps_hourly",
+                                 "give one: qps (constant) or qps_hourly (24 values; the peak is planned for)")
+            if max(self.qps_hourly) <= 0:
+                raise _KindError("qps_hourly", "all zero", "no demand in any hour", "give the hourly demand")
+            self.qps = max(self.qps_hourly)
         need = ("qps", "p99_ms") if self.kind == "online" else ("items", "deadline_h")
-        other = ("items", "deadline_h", "release_h") if self.kind == "online" else ("qps", "p99_ms")
+        other = (("items", "deadline_h", "release_h") if self.kind == "online"
+                 else ("qps", "p99_ms", "qps_hourly"))
         for name in need:
             if getattr(self, name) is None:
                 raise _KindError(name, None, f"required for kind: {self.kind}",
@@ -298,7 +308,8 @@ def parse_workloads(raw: object, source: str = "<workloads>", *,
     workloads = tuple(
         Workload(name=w.name, model=w.model, kind=w.kind, precisions=tuple(dict.fromkeys(w.precisions)),
                  max_quality_loss=w.max_quality_loss, min_replicas=w.min_replicas, qps=w.qps,
-                 p99_ms=w.p99_ms, items=w.items, deadline_h=w.deadline_h, release_h=w.release_h or 0.0)
+                 p99_ms=w.p99_ms, items=w.items, deadline_h=w.deadline_h, release_h=w.release_h or 0.0,
+                 qps_hourly=tuple(w.qps_hourly or ()))
         for w in parsed.workloads)
     return WorkloadSet(workloads=workloads, objective=parsed.objective, max_utilization=parsed.max_utilization,
                        inventory=counts if parsed.inventory is not None else None, owned=frozenset(owned),
