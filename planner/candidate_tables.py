@@ -14,7 +14,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from planner.candidates import (ENERGY_OBJECTIVES, Candidate, _source_label, energy_unknown, idle_w_per_unit,
-                               running_costs)
+                               running_costs, workload_rows)
 from planner.catalog import Catalog, HardwareType
 from planner.latency import _TAIL, DEFAULT_SERVING_OVERHEAD_MS, UNKNOWN_SERVICE_CS2
 from planner.profiles import ProfileRow
@@ -114,7 +114,8 @@ class CandidateTable:
             power_w=float(self.power[i]), quality_loss=row.quality_loss, memory_gib=row.memory_gib,
             profile_source=_source_label(row), feasible=bool(self.code[i] == FEASIBLE), reason=self.reason(i),
             energy_usd_per_hour=float(self.energy_usd[i]), carbon_g_per_hour=float(self.carbon_g[i]),
-            objective_value=float(self.objective_value[i]), energy_unknown=bool(self.model.energy_unknown[i]))
+            objective_value=float(self.objective_value[i]), energy_unknown=bool(self.model.energy_unknown[i]),
+            model="" if row.model == self.workload.model else row.model)
 
     def pareto_feasible(self, coefficient: np.ndarray) -> list[int]:
         """Feasible indices not dominated on (devices, coefficient) within their hardware type."""
@@ -182,15 +183,19 @@ def enumerate_tables(workloads: Iterable[Workload], rows: Sequence[ProfileRow], 
                      serving_overhead_ms: float = DEFAULT_SERVING_OVERHEAD_MS,
                      electricity: Electricity = Electricity(), objective: str = "cost",
                      needs_energy: bool | None = None, queueing: bool = True) -> dict[str, CandidateTable]:
+    workloads = tuple(workloads)
     by_model: dict[str, list[ProfileRow]] = {}
     for row in rows:
         if row.mode == "inference":
             by_model.setdefault(row.model, []).append(row)
-    models = {name: ModelRows.build(model_rows, catalog) for name, model_rows in by_model.items()}
+    models: dict[object, ModelRows] = {name: ModelRows.build(model_rows, catalog) for name, model_rows in by_model.items()}
+    for w in workloads:
+        if w.variants and (w.model, w.variants) not in models:
+            models[(w.model, w.variants)] = ModelRows.build(workload_rows(w, by_model), catalog)
     empty = ModelRows.build([], catalog) if not models else None
     tables = {}
     for w in workloads:
-        model = models.get(w.model) or empty or ModelRows.build([], catalog)
+        model = models.get((w.model, w.variants) if w.variants else w.model) or empty or ModelRows.build([], catalog)
         tables[w.name] = evaluate_table(w, model, inventory, max_utilization, serving_overhead_ms, electricity,
                                         objective, needs_energy, queueing)
     return tables

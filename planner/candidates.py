@@ -8,7 +8,7 @@ reports every alternative it evaluated and why it lost.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable, Mapping, Sequence
 
 from planner.catalog import Catalog
@@ -42,9 +42,11 @@ class Candidate:
     carbon_g_per_hour: float = 0.0
     objective_value: float = 0.0       # in the objective's units: $/h, W, gCO2e/h
     energy_unknown: bool = False       # power_w/carbon leave this configuration's energy out: nobody knows it
+    model: str = ""                    # a variant serving the workload; "" = the workload's own model
 
     def describe(self) -> str:
-        return (f"{self.hardware} {self.precision} batch {self.batch_size} x{self.replicas} "
+        variant = f"{self.model} " if self.model else ""
+        return (f"{variant}{self.hardware} {self.precision} batch {self.batch_size} x{self.replicas} "
                 f"({self.devices:g} {self.unit})")
 
 
@@ -139,7 +141,17 @@ def evaluate_candidate(workload: Workload, row: ProfileRow, catalog: Catalog,
         batch_wait_timeout_ms=batch_wait_timeout_ms(row.batch_size, per_replica_rps),
         usd_per_hour=usd, power_w=power_w, quality_loss=row.quality_loss, memory_gib=row.memory_gib,
         profile_source=_source_label(row), feasible=not reason, reason=reason, energy_usd_per_hour=energy_usd,
-        carbon_g_per_hour=carbon_g, objective_value=value, energy_unknown=energy_unknown(row))
+        carbon_g_per_hour=carbon_g, objective_value=value, energy_unknown=energy_unknown(row),
+        model="" if row.model == workload.model else row.model)
+
+
+def workload_rows(workload: Workload, by_model: Mapping[str, Sequence[ProfileRow]]) -> list[ProfileRow]:
+    """Rows that may serve the workload: its model's, and each variant's with the variant's quality
+    loss added to the precision's (losses against fp32 taken as additive: docs/optimization.md)."""
+    rows = list(by_model.get(workload.model, []))
+    for model, loss in workload.variants:
+        rows += [replace(r, quality_loss=r.quality_loss + loss) for r in by_model.get(model, [])]
+    return rows
 
 
 def enumerate_candidates(workloads: Iterable[Workload], rows: Sequence[ProfileRow], catalog: Catalog,
@@ -156,7 +168,7 @@ def enumerate_candidates(workloads: Iterable[Workload], rows: Sequence[ProfileRo
     for w in workloads:
         cands = [evaluate_candidate(w, row, catalog, inventory, max_utilization, serving_overhead_ms,
                                     electricity, objective, needs_energy, queueing)
-                 for row in by_model.get(w.model, [])]
+                 for row in workload_rows(w, by_model)]
         cands.sort(key=lambda c: (not c.feasible, c.usd_per_hour, c.predicted_p99_ms))
         result[w.name] = cands
     return result

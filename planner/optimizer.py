@@ -346,7 +346,9 @@ def optimize(workload_set: WorkloadSet, candidates: Mapping[str, CandidateSource
         if w.name in chosen:
             scaling = (autoscale(w.qps_hourly, chosen[w.name], w.min_replicas, workload_set.max_utilization)
                        if w.qps_hourly else None)
-            plans.append(WorkloadPlan(name=w.name, model=w.model, kind=w.kind, qps_target=w.demand_rps,
+            # The model served: a variant when the optimizer chose one (deploy and verify use it).
+            plans.append(WorkloadPlan(name=w.name, model=chosen[w.name].model or w.model, kind=w.kind,
+                                      qps_target=w.demand_rps,
                                       p99_ms_target=w.p99_ms, chosen=chosen[w.name],
                                       alternatives=tuple(alternatives[w.name]), autoscaling=scaling))
     devices_by_hw: dict[str, float] = {}

@@ -83,6 +83,13 @@ class Workload:
     deadline_h: float | None = None     # batch: hours to finish them in (from the horizon's start)
     release_h: float = 0.0              # batch: hour from which the job may run
     qps_hourly: tuple[float, ...] = ()  # online: demand per hour of a day (qps is then its peak)
+    # Other models that may serve it (a distilled or pruned variant), with the quality each loses at
+    # fp32 against `model` at fp32 on the same calibration set, as the team measured it.
+    variants: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return (self.model,) + tuple(m for m, _ in self.variants)
 
     @property
     def demand_rps(self) -> float:
@@ -144,6 +151,7 @@ class _WorkloadModel(BaseModel):
     deadline_h: float | None = Field(default=None, gt=0)
     release_h: float | None = Field(default=None, ge=0)
     qps_hourly: list[Annotated[float, Field(ge=0)]] | None = Field(default=None, min_length=24, max_length=24)
+    variants: list[_VariantModel] = Field(default_factory=list)
     precisions: list[Literal["fp32", "bf16", "fp16", "int8"]] = Field(default_factory=lambda: ["fp32"], min_length=1)
     max_quality_loss: float = Field(default=0.0, ge=0)
     min_replicas: int = Field(default=1, ge=1)
@@ -169,6 +177,12 @@ class _WorkloadModel(BaseModel):
                 raise _KindError(name, getattr(self, name), f"not used by kind: {self.kind}",
                                  f"remove {name}, or set kind to the kind that uses it")
         return self
+
+
+class _VariantModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str = Field(min_length=1)
+    quality_loss: float = Field(ge=0)
 
 
 class _ElectricityModel(BaseModel):
@@ -286,12 +300,17 @@ def parse_workloads(raw: object, source: str = "<workloads>", *,
     models = set(known_models) if known_models is not None else None
     hardware = set(known_hardware) if known_hardware is not None else None
     for i, w in enumerate(parsed.workloads):
-        if models is not None and ":" not in w.model and w.model not in models:
-            close = difflib.get_close_matches(w.model, sorted(models), n=1)
-            hint = f"did you mean '{close[0]}'? " if close else ""
-            raise InputError(f"{source}: workloads[{i}:{w.name}].model", w.model, "unknown model",
-                             f"{hint}use a built-in model ({', '.join(sorted(models))}) "
-                             "or a user model as 'package.module:factory'")
+        named = [("model", w.model)] + [(f"variants[{j}].model", v.model) for j, v in enumerate(w.variants)]
+        for where, name in named:
+            if models is not None and ":" not in name and name not in models:
+                close = difflib.get_close_matches(name, sorted(models), n=1)
+                hint = f"did you mean '{close[0]}'? " if close else ""
+                raise InputError(f"{source}: workloads[{i}:{w.name}].{where}", name, "unknown model",
+                                 f"{hint}use a built-in model ({', '.join(sorted(models))}) "
+                                 "or a user model as 'package.module:factory'")
+        if w.model in [v.model for v in w.variants]:
+            raise InputError(f"{source}: workloads[{i}:{w.name}].variants", w.model, "the workload's own model",
+                             "list only other models as variants")
     from planner.inventory import parse_inventory_entry
 
     counts, owned = {}, set()
@@ -309,7 +328,8 @@ def parse_workloads(raw: object, source: str = "<workloads>", *,
         Workload(name=w.name, model=w.model, kind=w.kind, precisions=tuple(dict.fromkeys(w.precisions)),
                  max_quality_loss=w.max_quality_loss, min_replicas=w.min_replicas, qps=w.qps,
                  p99_ms=w.p99_ms, items=w.items, deadline_h=w.deadline_h, release_h=w.release_h or 0.0,
-                 qps_hourly=tuple(w.qps_hourly or ()))
+                 qps_hourly=tuple(w.qps_hourly or ()),
+                 variants=tuple((v.model, v.quality_loss) for v in w.variants))
         for w in parsed.workloads)
     return WorkloadSet(workloads=workloads, objective=parsed.objective, max_utilization=parsed.max_utilization,
                        inventory=counts if parsed.inventory is not None else None, owned=frozenset(owned),
