@@ -112,7 +112,9 @@ def deployment_options(w: WorkloadPlan, catalog: Catalog) -> dict[str, Any]:
     """Serve options that carry the plan: replicas, replica size, placement and batching."""
     c = w.chosen
     hardware = catalog.get(c.hardware)
-    actor: dict[str, Any] = {"num_cpus": c.units_per_replica} if hardware.kind == "cpu" else {"num_cpus": 0.5}
+    from planner.packing import ACCELERATOR_REPLICA_CPUS
+    actor: dict[str, Any] = ({"num_cpus": c.units_per_replica} if hardware.kind == "cpu"
+                             else {"num_cpus": ACCELERATOR_REPLICA_CPUS})
     if hardware.kind == "gpu":
         actor.update(num_gpus=c.units_per_replica, accelerator_type=hardware.ray_accelerator_type)
     elif hardware.kind == "tpu":

@@ -154,7 +154,7 @@ def _with_inventory(workloads: WorkloadSet, source: str, catalog: Catalog, addre
     if source == "cluster":
         from cluster.runtime import cluster_inventory
         found = cluster_inventory(catalog, address)
-        return replace(workloads, inventory=found.counts, owned=frozenset(found.counts))
+        return replace(workloads, inventory=found.counts, owned=frozenset(found.counts), nodes=found.nodes)
     raise InputError("--inventory", source, "unknown inventory source", f"use one of {', '.join(SOURCES)}")
 
 

@@ -41,6 +41,7 @@ from planner.autoscaling import autoscale
 from planner.candidate_tables import FEASIBLE, CandidateTable
 from planner.candidates import Candidate, diagnose_infeasible_workload
 from planner.lp_decomposition import solve_by_lp
+from planner.packing import add_node_packing, placement
 from planner.sharing import unallocated_devices
 from planner.plan import Plan, WorkloadPlan
 from planner.workloads import WorkloadSet
@@ -78,7 +79,8 @@ def _tie_break(c: Candidate, workload_p99_ms: float | None, levels: int) -> int:
 
 
 def prune_dominated(cands: Sequence[Candidate], objective: str = "cost",
-                    latency_matters: bool = True, also: Sequence[str] = ()) -> list[Candidate]:
+                    latency_matters: bool = True, also: Sequence[str] = (),
+                    by_replica_size: bool = False) -> list[Candidate]:
     """Keep, per hardware type, only candidates no other one beats on every criterion.
 
     Criteria: devices used (the inventory), the objective's coefficient, every
@@ -86,15 +88,17 @@ def prune_dominated(cands: Sequence[Candidate], objective: str = "cost",
     "power_w" under a power cap), and, while the tie-break is active, predicted
     p99 and quality loss.
     Swapping a dominated candidate for its dominator never raises the objective
-    or the inventory used, so the optimum is unchanged.
+    or the inventory used, so the optimum is unchanged. When replicas are packed onto nodes,
+    the replica's size matters too (two 3-vCPU replicas and six 1-vCPU ones use the same
+    inventory but not the same nodes): only candidates of the same size compete.
     """
     def criteria(c: Candidate) -> tuple:
         base = (c.devices, _coefficient(c, objective)) + tuple(getattr(c, name) for name in also)
         return base + (c.predicted_p99_ms, c.quality_loss) if latency_matters else base
 
-    groups: dict[str, list[Candidate]] = {}
+    groups: dict[tuple, list[Candidate]] = {}
     for c in cands:
-        groups.setdefault(c.hardware, []).append(c)
+        groups.setdefault((c.hardware, c.units_per_replica) if by_replica_size else (c.hardware,), []).append(c)
     kept: list[Candidate] = []
     for group in groups.values():
         group.sort(key=criteria)
@@ -128,14 +132,16 @@ def _sorted(cands: list[Candidate]) -> list[Candidate]:
 
 
 def expand(cands: CandidateSource, objective: str, latency_matters: bool,
-           all_alternatives: bool, also: Sequence[str] = ()) -> tuple[list[Candidate], list[Candidate]]:
+           all_alternatives: bool, also: Sequence[str] = (),
+           by_replica_size: bool = False) -> tuple[list[Candidate], list[Candidate]]:
     """(the feasible candidates the model needs, after pruning; the alternatives the plan reports)."""
     if not isinstance(cands, CandidateTable):
-        return prune_dominated([c for c in cands if c.feasible], objective, latency_matters, also), list(cands)
+        return (prune_dominated([c for c in cands if c.feasible], objective, latency_matters, also, by_replica_size),
+                list(cands))
     table = cands
-    if latency_matters or also:
+    if latency_matters or also or by_replica_size:
         feasible = [table.candidate(int(i)) for i in np.nonzero(table.code == FEASIBLE)[0]]
-        kept = prune_dominated(feasible, objective, latency_matters, also)
+        kept = prune_dominated(feasible, objective, latency_matters, also, by_replica_size)
     else:
         coefficient = np.round(table.objective_value * OBJECTIVE_SCALE[objective])
         kept = [table.candidate(i) for i in table.pareto_feasible(coefficient)]
@@ -166,6 +172,11 @@ def _build(workload_set: WorkloadSet, feasible: Mapping[str, Sequence[Candidate]
                      for w, cands in feasible.items() for i, c in enumerate(cands) if c.hardware == hw]
             if terms:
                 model.add(sum(terms) <= available * UNIT_SCALE)
+    # (2b) on a live cluster, replicas must also pack onto its nodes (and spread when asked).
+    y = {}
+    if workload_set.nodes:
+        y = add_node_packing(model, x, feasible, workload_set.nodes,
+                             {w.name: w.min_replicas for w in workload_set.workloads})
     # (3) an optional budget caps the plan's $/h, whatever the objective.
     if workload_set.budget_usd_per_hour is not None:
         model.add(sum(int(round(c.usd_per_hour * COST_SCALE)) * x[w, i]
@@ -177,7 +188,7 @@ def _build(workload_set: WorkloadSet, feasible: Mapping[str, Sequence[Candidate]
         model.add(sum(int(round(c.power_w * pue * POWER_SCALE)) * x[w, i]
                       for w, cands in feasible.items() for i, c in enumerate(cands))
                   <= int(workload_set.max_wall_power_w * POWER_SCALE))
-    return model, x, placed
+    return model, x, placed, y
 
 
 def _hint_greedy(model: cp_model.CpModel, x, feasible: Mapping[str, Sequence[Candidate]], objective: str,
@@ -259,10 +270,11 @@ def _whole_device_remainder(model: cp_model.CpModel, x, placeable: Mapping[str, 
 
 
 def _solve_cp_sat(workload_set: WorkloadSet, placeable: Mapping[str, list[Candidate]], objective: str,
-                  levels: int, settings: SolverSettings) -> tuple[str, dict[str, Candidate], float, list[str]]:
+                  levels: int, settings: SolverSettings, placements: dict[str, tuple]
+                  ) -> tuple[str, dict[str, Candidate], float, list[str]]:
     """The CP-SAT model (1)-(2); on infeasibility, the optional-placement model and its diagnoses."""
     diagnoses: list[str] = []
-    model, x, _ = _build(workload_set, placeable, optional=False)
+    model, x, _, y = _build(workload_set, placeable, optional=False)
     # Objective: the cost (or power) in units scaled by TIE_SCALE, plus a tie-break that prefers
     # latency headroom among equal-cost choices. The tie-breaks of all workloads add up to less
     # than TIE_SCALE, i.e. less than one micro-dollar, so they never buy a dearer plan.
@@ -278,14 +290,16 @@ def _solve_cp_sat(workload_set: WorkloadSet, placeable: Mapping[str, list[Candid
     bound_scaled = 0.0
 
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        chosen = {w: next(c for i, c in enumerate(cands) if solver.value(x[w, i])) for w, cands in placeable.items()}
+        index = {w: next(i for i in range(len(cands)) if solver.value(x[w, i])) for w, cands in placeable.items()}
+        chosen = {w: placeable[w][i] for w, i in index.items()}
+        placements.update({w: placement(solver, y, w, i, workload_set.nodes) for w, i in index.items() if y})
         bound_scaled = solver.best_objective_bound / TIE_SCALE
     elif status == cp_model.UNKNOWN and placeable:
         diagnoses.append(f"the solver found no plan within its time limit ({settings.time_limit_s:g} s). "
                          "To fix: raise --time-limit, or plan fewer workloads at once")
     elif status == cp_model.INFEASIBLE and placeable:
         # Inventory binds across workloads: place as many as possible, then explain the rest.
-        diag_model, dx, placed = _build(workload_set, placeable, optional=True)
+        diag_model, dx, placed, _ = _build(workload_set, placeable, optional=True)
         big = 1 + sum(max(_coefficient(c, objective) for c in cands) for cands in placeable.values())
         diag_model.maximize(big * sum(placed.values()) - sum(
             _coefficient(c, objective) * dx[w, i] for w, cands in placeable.items() for i, c in enumerate(cands)))
@@ -321,12 +335,15 @@ def optimize(workload_set: WorkloadSet, candidates: Mapping[str, CandidateSource
                                             and objective != "cost"),
                                            ("power_w", workload_set.max_wall_power_w is not None)) if capped)
     for name, cands in sources.items():
-        kept, alternatives[name] = expand(cands, objective, levels > 0, all_alternatives, also)
+        kept, alternatives[name] = expand(cands, objective, levels > 0, all_alternatives, also,
+                                          by_replica_size=bool(workload_set.nodes))
         if has_feasible[name]:
             placeable[name] = kept
 
     lp_result = None
-    if len(placeable) >= LARGE_INSTANCE_WORKLOADS and workload_set.max_wall_power_w is None:
+    placements: dict[str, tuple] = {}
+    if (len(placeable) >= LARGE_INSTANCE_WORKLOADS and workload_set.max_wall_power_w is None
+            and not workload_set.nodes):
         lp_result = solve_by_lp(placeable, workload_set.inventory, settings.time_limit_s, settings.num_workers,
                                 budget_usd_per_hour=workload_set.budget_usd_per_hour)
     if lp_result is not None:
@@ -336,7 +353,8 @@ def optimize(workload_set: WorkloadSet, candidates: Mapping[str, CandidateSource
         status_name = "OPTIMAL" if proven else "FEASIBLE"
         bound_scaled = lp_result.lower_bound * OBJECTIVE_SCALE[objective]
     else:
-        status_name, chosen, bound_scaled, more = _solve_cp_sat(workload_set, placeable, objective, levels, settings)
+        status_name, chosen, bound_scaled, more = _solve_cp_sat(workload_set, placeable, objective, levels, settings,
+                                                                placements)
         diagnoses += more
     if diagnoses:
         status_name = "INFEASIBLE"
@@ -350,7 +368,8 @@ def optimize(workload_set: WorkloadSet, candidates: Mapping[str, CandidateSource
             plans.append(WorkloadPlan(name=w.name, model=chosen[w.name].model or w.model, kind=w.kind,
                                       qps_target=w.demand_rps,
                                       p99_ms_target=w.p99_ms, chosen=chosen[w.name],
-                                      alternatives=tuple(alternatives[w.name]), autoscaling=scaling))
+                                      alternatives=tuple(alternatives[w.name]), autoscaling=scaling,
+                                      placement=placements.get(w.name, ())))
     devices_by_hw: dict[str, float] = {}
     for c in chosen.values():
         devices_by_hw[c.hardware] = devices_by_hw.get(c.hardware, 0.0) + c.devices

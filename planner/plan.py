@@ -31,6 +31,7 @@ class WorkloadPlan:
     chosen: Candidate
     alternatives: tuple[Candidate, ...]
     autoscaling: "Autoscaling | None" = None   # with an hourly demand curve (planner/autoscaling.py)
+    placement: tuple[tuple[str, int], ...] = ()  # (node id, replicas) on a live cluster (planner/packing.py)
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,8 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             "cheaper_rejected": [{"configuration": a.description, "usd_per_hour": _round(a.usd_per_hour),
                                   "reason": a.note} for a in e.cheaper_rejected]}
         entry["alternatives"] = [{k: _round(getattr(c, k)) for k in _ALTERNATIVE_FIELDS} for c in w.alternatives]
+        if w.placement:
+            entry["placement"] = [{"node_id": node, "replicas": n} for node, n in w.placement]
         if w.autoscaling is not None:
             entry["autoscaling"] = {k: (list(v) if isinstance(v, tuple) else _round(v))
                                     for k, v in asdict(w.autoscaling).items()}
@@ -163,6 +166,8 @@ def plan_from_dict(data: Mapping[str, Any], source: str = "plan.json") -> Plan:
                                           qps_target=float(entry["qps_target"]),
                                           p99_ms_target=entry.get("p99_ms_target"),
                                           autoscaling=_autoscaling_from(entry.get("autoscaling")),
+                                          placement=tuple((p["node_id"], int(p["replicas"]))
+                                                          for p in entry.get("placement", ())),
                                           chosen=chosen, alternatives=alternatives))
         return Plan(status=data["status"], objective=data.get("objective", "cost"),
                     objective_usd_per_hour=float(data["objective_usd_per_hour"]),

@@ -108,6 +108,7 @@ class WorkloadSet:
     max_utilization: float = 0.8
     inventory: Mapping[str, int] | None = None   # None: rent whatever the catalog lists
     owned: frozenset[str] = frozenset()          # inventory already paid for: zero marginal price
+    nodes: tuple = ()                            # node shapes of a live cluster (planner/packing.py)
     serving_overhead_ms: float = DEFAULT_SERVING_OVERHEAD_MS
     queueing: bool = True                        # add the M/G/1 queueing wait to predicted p99
     http_proxies: int | None = None              # queue every request at one of these Serve HTTP proxies
