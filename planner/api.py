@@ -128,6 +128,14 @@ def plan(workloads: WorkloadSet | str | Path, profiles: Iterable[ProfileRow] | P
     sources = sorted({r.source for r in rows})
     provenance["profile_sources"] = sources
     workloads = _with_inventory(workloads, inventory, cat, address)
+    if any(w.kind == "training" for w in workloads.workloads):
+        # Training jobs are not served: `planner schedule` places them in hours of the horizon.
+        from dataclasses import replace as _replace
+        served = tuple(w for w in workloads.workloads if w.kind != "training")
+        if not served:
+            raise InputError("workloads", "only kind: training", "nothing to serve",
+                             "schedule training jobs with `planner schedule`")
+        workloads = _replace(workloads, workloads=served)
     provenance["inventory_source"] = inventory
     from planner.inventory import with_owned_prices
     cat = with_owned_prices(cat, workloads.owned)

@@ -65,20 +65,26 @@ def capacity_left(workloads: WorkloadSet, plan: Plan | None, catalog: Catalog, h
 
 def batch_inputs(workloads: WorkloadSet, rows: Iterable[ProfileRow], catalog: Catalog, plan: Plan | None,
                  horizon_h: int | None = None) -> BatchInputs:
-    batch = [w for w in workloads.workloads if w.kind == "batch"]
+    batch = [w for w in workloads.workloads if w.kind in ("batch", "training")]
     if not batch:
-        raise InputError("workloads", "no kind: batch workload", "nothing to schedule",
-                         "add a workload with kind: batch, items and deadline_h")
+        raise InputError("workloads", "no kind: batch or training workload", "nothing to schedule",
+                         "add a workload with kind: batch (items, deadline_h) or kind: training "
+                         "(steps, samples_per_step, deadline_h)")
     horizon = horizon_h or math.ceil(max(w.deadline_h for w in batch))
     best: dict[tuple[str, str], ProfileRow] = {}
-    rows = [r for r in rows if r.mode == "inference"]
+    rows = list(rows)
     jobs, sources = [], {}
     for w in batch:
         if w.deadline_h > horizon:
             raise InputError(f"workloads.{w.name}.deadline_h", w.deadline_h, f"beyond the horizon ({horizon} h)",
                              "lengthen --horizon-h or move the deadline")
         best.clear()
+        training = w.kind == "training"
         for r in rows:
+            if training and not (r.mode == "training_step" and r.batch_size == w.samples_per_step):
+                continue
+            if not training and r.mode != "inference":
+                continue
             if r.model == w.model and r.precision in w.precisions and r.quality_loss <= w.max_quality_loss:
                 per_unit = r.throughput_rps / r.units_per_replica
                 if r.hardware not in best or per_unit > best[r.hardware].throughput_rps / best[r.hardware].units_per_replica:
@@ -89,14 +95,21 @@ def batch_inputs(workloads: WorkloadSet, rows: Iterable[ProfileRow], catalog: Ca
             units = max(1, math.ceil(r.units_per_replica))
             # Average wall power while the job runs flat out: the measured energy per item x rate.
             watts = r.energy_j_per_item * r.throughput_rps / units
-            for n in REPLICA_CHOICES:
-                options.append(JobOption(hw, units * n, r.throughput_rps * 3600.0 * n, spec.usd_per_hour, watts,
-                                         r.precision, r.batch_size))
+            # Training: the size is in steps, and one run uses one replica (no data parallelism
+            # is modelled); inference: items, on 1-8 replicas.
+            per_hour = r.throughput_rps * 3600.0 / (r.batch_size if training else 1)
+            for n in ((1,) if training else REPLICA_CHOICES):
+                options.append(JobOption(hw, units * n, per_hour * n, spec.usd_per_hour, watts, r.precision,
+                                         r.batch_size))
             sources[(w.name, hw)] = f"{r.source} ({r.device_name or hw}, {r.precision} b{r.batch_size})"
         if not options:
-            raise InputError(f"workloads.{w.name}", w.model, "no profile rows within its precisions and quality limit",
-                             f"profile {w.model} at one of {', '.join(w.precisions)}")
-        jobs.append(Job(w.name, float(w.items), math.floor(w.deadline_h), tuple(options), math.ceil(w.release_h)))
+            what = (f"training_step rows at {w.samples_per_step} samples per step" if training
+                    else "inference rows")
+            fix = (f"planner profile --training --models {w.model} --batch-sizes {w.samples_per_step}" if training
+                   else f"profile {w.model} at one of {', '.join(w.precisions)}")
+            raise InputError(f"workloads.{w.name}", w.model, f"no {what} within its precisions and quality limit", fix)
+        size = float(w.steps if training else w.items)
+        jobs.append(Job(w.name, size, math.floor(w.deadline_h), tuple(options), math.ceil(w.release_h)))
     prices = hourly_prices(workloads, horizon)
     hardware = {o.hardware for j in jobs for o in j.options}
     return BatchInputs(tuple(jobs), prices, capacity_left(workloads, plan, catalog, hardware, horizon), sources)

@@ -73,7 +73,7 @@ class Workload:
 
     name: str
     model: str
-    kind: Literal["online", "batch"]
+    kind: Literal["online", "batch", "training"]
     precisions: tuple[str, ...]
     max_quality_loss: float
     min_replicas: int
@@ -81,7 +81,9 @@ class Workload:
     p99_ms: float | None = None         # online: end-to-end p99 latency target
     items: int | None = None            # batch: items to process
     deadline_h: float | None = None     # batch: hours to finish them in (from the horizon's start)
-    release_h: float = 0.0              # batch: hour from which the job may run
+    release_h: float = 0.0              # batch/training: hour from which the job may run
+    steps: int | None = None            # training: optimizer steps to run
+    samples_per_step: int | None = None  # training: the step's batch (matches training_step profile rows)
     qps_hourly: tuple[float, ...] = ()  # online: demand per hour of a day (qps is then its peak)
     # Other models that may serve it (a distilled or pruned variant), with the quality each loses at
     # fp32 against `model` at fp32 on the same calibration set, as the team measured it.
@@ -97,7 +99,11 @@ class Workload:
         if self.kind == "online":
             assert self.qps is not None
             return self.qps
-        assert self.items is not None and self.deadline_h is not None
+        assert self.deadline_h is not None
+        if self.kind == "training":
+            assert self.steps is not None and self.samples_per_step is not None
+            return self.steps * self.samples_per_step / (self.deadline_h * 3600.0)
+        assert self.items is not None
         return self.items / (self.deadline_h * 3600.0)
 
 
@@ -145,7 +151,9 @@ class _WorkloadModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     model: str = Field(min_length=1)
-    kind: Literal["online", "batch"] = "online"
+    kind: Literal["online", "batch", "training"] = "online"
+    steps: int | None = Field(default=None, gt=0)
+    samples_per_step: int | None = Field(default=None, gt=0)
     qps: float | None = Field(default=None, gt=0)
     p99_ms: float | None = Field(default=None, gt=0)
     items: int | None = Field(default=None, gt=0)
@@ -166,9 +174,11 @@ class _WorkloadModel(BaseModel):
             if max(self.qps_hourly) <= 0:
                 raise _KindError("qps_hourly", "all zero", "no demand in any hour", "give the hourly demand")
             self.qps = max(self.qps_hourly)
-        need = ("qps", "p99_ms") if self.kind == "online" else ("items", "deadline_h")
-        other = (("items", "deadline_h", "release_h") if self.kind == "online"
-                 else ("qps", "p99_ms", "qps_hourly"))
+        need, other = {
+            "online": (("qps", "p99_ms"), ("items", "deadline_h", "release_h", "steps", "samples_per_step")),
+            "batch": (("items", "deadline_h"), ("qps", "p99_ms", "qps_hourly", "steps", "samples_per_step")),
+            "training": (("steps", "samples_per_step", "deadline_h"), ("qps", "p99_ms", "qps_hourly", "items")),
+        }[self.kind]
         for name in need:
             if getattr(self, name) is None:
                 raise _KindError(name, None, f"required for kind: {self.kind}",
@@ -329,7 +339,7 @@ def parse_workloads(raw: object, source: str = "<workloads>", *,
         Workload(name=w.name, model=w.model, kind=w.kind, precisions=tuple(dict.fromkeys(w.precisions)),
                  max_quality_loss=w.max_quality_loss, min_replicas=w.min_replicas, qps=w.qps,
                  p99_ms=w.p99_ms, items=w.items, deadline_h=w.deadline_h, release_h=w.release_h or 0.0,
-                 qps_hourly=tuple(w.qps_hourly or ()),
+                 qps_hourly=tuple(w.qps_hourly or ()), steps=w.steps, samples_per_step=w.samples_per_step,
                  variants=tuple((v.model, v.quality_loss) for v in w.variants))
         for w in parsed.workloads)
     return WorkloadSet(workloads=workloads, objective=parsed.objective, max_utilization=parsed.max_utilization,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -70,4 +71,22 @@ def test_release_h_is_for_batch_jobs_only(tmp_path):
     doc = _doc()
     doc["workloads"][0]["release_h"] = 3
     with pytest.raises(InputError, match="release_h.*not used by kind: online"):
+        api.schedule(_write(tmp_path, doc), REFERENCE / "h100.csv")
+
+
+def test_training_jobs_are_scheduled_in_steps_and_left_out_of_serving(tmp_path):
+    doc = _doc(usd_per_kwh_hourly=NIGHT_CHEAP)
+    doc["workloads"].append({"name": "finetune", "model": "resnet_small", "kind": "training", "steps": 2_000_000,
+                             "samples_per_step": 32, "release_h": 7, "deadline_h": 24, "precisions": ["bf16"]})
+    workloads = _write(tmp_path, doc)
+    # The H100 reference file has training_step rows at 8, 32 and 128 samples per step.
+    schedule, inputs = api.schedule(workloads, REFERENCE / "h100.csv")
+    job = next(j for j in schedule.jobs if j.name == "finetune")
+    step_rate = job.option.items_per_hour
+    assert job.hours == max(1, math.ceil(2_000_000 / step_rate - 1e-9)) and job.hours > 1
+    assert "b32" in inputs.sources[("finetune", "h100")]
+    plan = api.plan(workloads, REFERENCE / "h100.csv")
+    assert [w.name for w in plan.workloads] == ["tagger", "embed"]  # training is not served
+    doc["workloads"][-1]["samples_per_step"] = 33
+    with pytest.raises(InputError, match="training_step rows at 33.*--training"):
         api.schedule(_write(tmp_path, doc), REFERENCE / "h100.csv")
