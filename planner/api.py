@@ -179,8 +179,12 @@ def _as_plan(plan_or_path: Plan | str | Path) -> Plan:
 
 
 def deploy(plan: Plan | str | Path, catalog: Catalog | str | Path | None = None, address: str | None = None,
-           http_port: int = 8000) -> Deployment:
-    """Deploy the plan's locally deployable workloads on Ray Serve (starts an embedded Ray if needed)."""
+           http_port: int = 8000, serve_config_path: str | Path | None = None) -> Deployment:
+    """Deploy the plan's locally deployable workloads on Ray Serve (starts an embedded Ray if needed).
+
+    With `serve_config_path`, first writes the whole plan as a Ray Serve config file there
+    (`serve deploy` applies it unchanged to a running cluster; cluster/serve_config.py).
+    """
     from cluster.runtime import ensure_ray
     from cluster.serving import deploy_plan
 
@@ -188,6 +192,9 @@ def deploy(plan: Plan | str | Path, catalog: Catalog | str | Path | None = None,
     if not the_plan.workloads:
         raise InputError("plan", the_plan.status, "the plan places no workload", "fix the plan's infeasibility first")
     cat = _catalog(catalog)
+    if serve_config_path is not None:
+        from cluster.serve_config import write_serve_config
+        write_serve_config(serve_config_path, the_plan, cat, http_port)
     # An embedded Ray gets as many logical CPUs as the plan's CPU replicas ask for, at least the machine's.
     cpu_units = sum(w.chosen.devices for w in the_plan.workloads if cat.get(w.chosen.hardware).kind == "cpu")
     import os

@@ -245,7 +245,10 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
     from planner import api
 
-    deployment = api.deploy(args.plan, catalog=args.catalog, address=args.address, http_port=args.port)
+    deployment = api.deploy(args.plan, catalog=args.catalog, address=args.address, http_port=args.port,
+                            serve_config_path=args.serve_config)
+    console.print(f"Serve config written to {args.serve_config} (apply elsewhere with: serve deploy "
+                  f"{args.serve_config})")
     for name, url in deployment.urls.items():
         console.print(f"deployed {name}: POST {url}")
     for name, reason in deployment.skipped.items():
@@ -361,6 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--address", help="Ray cluster address (default: an embedded local Ray)")
         p.add_argument("--port", type=int, default=8000, help="Serve HTTP port")
         p.set_defaults(func=func)
+    sub.choices["deploy"].add_argument("--serve-config", default="serve_config.yaml",
+                                       help="also write the plan as a Ray Serve config file here")
     verify = sub.choices["verify"]
     verify.add_argument("--url", default="http://127.0.0.1:8000", help="Serve HTTP base URL")
     verify.add_argument("--deploy", action="store_true", help="deploy the plan first (embedded Ray)")

@@ -106,7 +106,8 @@ def run_demo(console: Console, out: Path, workloads_path: str | Path | None = No
 
         # 4. Deploy the locally deployable part on Ray Serve, 5. verify it with real HTTP load.
         with console.status("deploying on Ray Serve"):
-            deployment = api.deploy(plan, catalog=catalog, http_port=http_port)
+            deployment = api.deploy(plan, catalog=catalog, http_port=http_port,
+                                    serve_config_path=out / "serve_config.yaml")
         console.print(f"deployed {len(deployment.urls)} workloads at {deployment.base_url}/<workload>")
         with console.status(f"driving open-loop Poisson load for {duration_s:g}s"):
             verification = api.verify(plan, deployment, duration_s=duration_s)

@@ -85,3 +85,37 @@ def test_verify_drives_poisson_load_and_measures(deployed):
     assert row.throughput_rps == pytest.approx(40, rel=0.1)
     assert result.skipped and result.skipped[0][0] == "never-here"
     assert result.source.startswith("measured over HTTP")
+
+
+def test_serve_config_file_round_trip(deployed, catalog, tmp_path):
+    """The written config passes Ray's own schema, and its import path + args build a working app."""
+    import yaml
+    from ray import serve
+    from ray.serve.schema import ServeDeploySchema
+
+    from cluster.serve_config import write_serve_config
+    from planner.models import get_model
+
+    plan, _ = deployed
+    path = write_serve_config(tmp_path / "serve_config.yaml", plan, catalog, http_port=PORT)
+    config = yaml.safe_load(path.read_text())
+    ServeDeploySchema.model_validate(config)  # raises on anything `serve deploy` would reject
+    apps = {a["name"]: a for a in config["applications"]}
+    assert set(apps) == {"digits", "never-here"}  # the file is for a cluster: every workload is in it
+    digits = apps["digits"]["deployments"][0]
+    chosen = plan.workload("digits").chosen
+    assert digits["num_replicas"] == chosen.replicas
+    assert digits["user_config"]["max_batch_size"] == chosen.batch_size
+    assert apps["never-here"]["deployments"][0]["ray_actor_options"]["accelerator_type"] == "H100"
+    # Apply the digits application from the file as `serve deploy` would: import path, args, options.
+    from ray._common.utils import import_attr
+    app = import_attr(apps["digits"]["import_path"])(apps["digits"]["args"])
+    serve.run(app, name="digits-from-config", route_prefix="/digits-from-config",
+              blocking=False)
+    try:
+        x, _ = get_model("mlp_digits").calibration()
+        resp = requests.post(f"http://127.0.0.1:{PORT}/digits-from-config", json={"inputs": x[0].tolist()},
+                             timeout=30)
+        assert resp.status_code == 200 and len(resp.json()["outputs"]) == 10
+    finally:
+        serve.delete("digits-from-config")
