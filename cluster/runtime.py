@@ -27,6 +27,9 @@ def _quiet_env() -> None:
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
 
 
+METRICS_INTERVAL_MS = 1000
+
+
 def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> str:
     """Attach to the cluster at `address`, or start an embedded local Ray; returns a description."""
     _quiet_env()
@@ -41,7 +44,9 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> str:
             return f"cluster at {address}"
         ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False,
                  object_store_memory=EMBEDDED_OBJECT_STORE_BYTES, logging_level=logging.WARNING,
-                 log_to_driver=False, configure_logging=True)
+                 log_to_driver=False, configure_logging=True,
+                 # Serve's metrics every second (default 10 s), so `planner verify` can read batch sizes.
+                 _system_config={"metrics_report_interval_ms": METRICS_INTERVAL_MS})
     except (ConnectionError, RuntimeError, ValueError) as exc:
         target = address or "an embedded local Ray"
         raise ClusterError(f"could not start or reach Ray ({target}): {exc}. To fix: check the address "

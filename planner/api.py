@@ -221,10 +221,21 @@ def verify(plan: Plan | str | Path, deployment: Deployment | str, duration_s: fl
         deployment = Deployment(base_url=base, urls={w.name: f"{base}/{w.name}" for w in the_plan.workloads})
     workloads = [w for w in the_plan.workloads if w.name in deployment.urls]
     targets = [(deployment.urls[w.name], _request_body(w.model), w.qps_target) for w in workloads]
+    before = _batch_counts()
     results = drive(targets, duration_s, warmup_requests=warmup_requests)
-    rows = tuple(summarise(w.name, r.url, w.qps_target, duration_s, r.latencies_ms, r.errors, r.elapsed_s,
-                           w.p99_ms_target, w.chosen.predicted_p99_ms, r.error_samples)
-                 for w, r in zip(workloads, results))
+    after = _batch_counts(wait_s=2.5)  # one report interval of the embedded Ray, and a margin
+    rows = []
+    for w, r in zip(workloads, results):
+        row = summarise(w.name, r.url, w.qps_target, duration_s, r.latencies_ms, r.errors, r.elapsed_s,
+                        w.p99_ms_target, w.chosen.predicted_p99_ms, r.error_samples)
+        from dataclasses import replace as _replace
+
+        from cluster.metrics import BatchCounts
+        seen = (after[w.name] - before.get(w.name, BatchCounts(())) if w.name in after else None)
+        rows.append(_replace(row, planned_batch_size=w.chosen.batch_size,
+                             mean_batch_size=None if seen is None else seen.mean_batch_size,
+                             batches=None if seen is None else int(seen.batches)))
+    rows = tuple(rows)
     from planner.profiler import cpu_name
     return VerificationReport(workloads=rows, skipped=tuple(deployment.skipped.items()),
                               source=f"measured over HTTP from {deployment.base_url} on {cpu_name()}")
@@ -250,6 +261,18 @@ def schedule(workloads: WorkloadSet | str | Path, profiles: Iterable[ProfileRow]
     the_plan = _as_plan(plan) if plan is not None else None
     inputs = batch_inputs(workloads, rows, cat, the_plan, horizon_h)
     return schedule_jobs(inputs.jobs, inputs.prices, inputs.capacity, time_limit_s=time_limit_s), inputs
+
+
+def _batch_counts(wait_s: float = 0.0) -> dict:
+    """Serve's batch-size counters per application, or {} where the metrics cannot be read."""
+    import time
+
+    from cluster.metrics import scrape_batch_counts
+    time.sleep(wait_s)
+    try:
+        return scrape_batch_counts()
+    except Exception:  # noqa: BLE001 - metrics are a bonus to verification, never its failure
+        return {}
 
 
 def report(plan: Plan | str | Path, fmt: str, out: str | Path) -> Path:

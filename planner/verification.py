@@ -34,6 +34,9 @@ class WorkloadVerification:
     errors: int
     passed: bool
     notes: str
+    planned_batch_size: int | None = None
+    mean_batch_size: float | None = None   # from Serve's metrics over the load window (None: unavailable)
+    batches: int | None = None
 
     def as_json(self) -> dict:
         data = asdict(self)

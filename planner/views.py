@@ -52,14 +52,16 @@ def print_plan(console: Console, plan: Plan) -> None:
 def print_verification(console: Console, result: VerificationReport) -> None:
     table = Table(title=f"Verification ({result.source})", title_justify="left")
     for col in ("workload", "qps target", "achieved rps", "p50 (ms)", "p99 (ms)", "p99 pred (ms)",
-                "p99 target (ms)", "errors", "pass"):
+                "p99 target (ms)", "batch (planned / mean seen)", "errors", "pass"):
         table.add_column(col)
 
     def ms(v: float | None) -> str:
         return "-" if v is None else f"{v:.1f}"
     for w in result.workloads:
         table.add_row(w.name, f"{w.qps_target:.1f}", f"{w.throughput_rps:.1f}", ms(w.p50_ms), ms(w.p99_ms),
-                      ms(w.predicted_p99_ms), ms(w.p99_ms_target), str(w.errors),
+                      ms(w.predicted_p99_ms), ms(w.p99_ms_target),
+                      f"{w.planned_batch_size or '-'} / {'-' if w.mean_batch_size is None else f'{w.mean_batch_size:.2f}'}",
+                      str(w.errors),
                       "[green]pass[/]" if w.passed else f"[red]FAIL[/] {w.notes}")
     console.print(table)
     for name, reason in result.skipped:

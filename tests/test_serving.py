@@ -85,6 +85,32 @@ def test_verify_drives_poisson_load_and_measures(deployed):
     assert row.throughput_rps == pytest.approx(40, rel=0.1)
     assert result.skipped and result.skipped[0][0] == "never-here"
     assert result.source.startswith("measured over HTTP")
+    # Batch sizes from Serve's own metrics over the window: every request ran in some batch.
+    assert row.planned_batch_size == plan.workload("digits").chosen.batch_size
+    assert row.batches is not None and row.batches >= 1
+    assert 1.0 <= row.mean_batch_size <= row.planned_batch_size
+    assert row.batches >= row.requests / row.planned_batch_size
+
+
+def test_batch_counts_parse_serve_histograms():
+    from cluster.metrics import parse_batch_counts
+
+    # Two replicas' cumulative buckets, as Ray exports them (its _sum is wrong and is ignored).
+    text = """# TYPE ray_serve_actual_batch_size histogram
+ray_serve_actual_batch_size_bucket{application="a",replica="r1",le="1.0"} 3.0
+ray_serve_actual_batch_size_bucket{application="a",replica="r1",le="2.0"} 5.0
+ray_serve_actual_batch_size_bucket{application="a",replica="r1",le="+Inf"} 5.0
+ray_serve_actual_batch_size_count{application="a",replica="r1"} 5.0
+ray_serve_actual_batch_size_sum{application="a",replica="r1"} 2.5
+ray_serve_actual_batch_size_bucket{application="a",replica="r2",le="1.0"} 0.0
+ray_serve_actual_batch_size_bucket{application="a",replica="r2",le="2.0"} 1.0
+ray_serve_actual_batch_size_bucket{application="a",replica="r2",le="+Inf"} 1.0
+ray_serve_actual_batch_size_count{application="a",replica="r2"} 1.0
+ray_serve_actual_batch_size_sum{application="a",replica="r2"} 1.5
+"""
+    counts = parse_batch_counts(text)["a"]
+    assert counts.batches == 6.0 and counts.mean_batch_size == (3 * 1 + 3 * 2) / 6
+    assert (counts - counts).batches == 0 and (counts - counts).mean_batch_size is None
 
 
 def test_serve_config_file_round_trip(deployed, catalog, tmp_path):
