@@ -120,7 +120,8 @@ def run_demo(console: Console, out: Path, workloads_path: str | Path | None = No
     finally:
         with console.status("stopping Serve and Ray"):
             shutdown_ray()
-    console.print(f"wrote {out}/plan.json, profiles.csv, verify.json, cost_report.csv, cost_report.json "
+    console.print(f"wrote {out}/plan.json, serve_config.yaml, profiles.csv, verify.json, cost_report.csv, "
+                  "cost_report.json "
                   f"in {time.perf_counter() - started:.0f}s")
     missed = [w for w in verification.workloads if not w.passed]
     if missed:

@@ -45,9 +45,14 @@ def test_demo_profiles_plans_deploys_verifies_and_reports(tmp_path):
     assert {w["name"] for w in verify["workloads"]} | set(skipped) == {w["name"] for w in plan["workloads"]}
     assert {w["name"] for w in verify["workloads"]} == {w["name"] for w in plan["workloads"]
                                                        if w["hardware"] == "cpu-x86"}
+    assert len(verify["workloads"]) >= 3  # the demo's point: most of the plan is driven with real load here
     for w in verify["workloads"]:
         assert w["errors"] == 0 and w["p50_ms"] > 0 and w["p99_ms"] >= w["p50_ms"]
         assert {"qps_target", "throughput_rps", "predicted_p99_ms", "pass"} <= set(w)
+
+    import yaml
+    from ray.serve.schema import ServeDeploySchema
+    ServeDeploySchema.model_validate(yaml.safe_load((out / "serve_config.yaml").read_text()))
 
     report = list(csv.DictReader((out / "cost_report.csv").open()))
     total = next(r for r in report if r["scope"] == "total")
