@@ -87,14 +87,20 @@ def main(argv: list[str] | None = None) -> int:
         handle = serve.run(app, name="overhead", route_prefix="/overhead", blocking=False)
         item = spec.example_input(1)[0]
         _saturate_handle(handle, item, 2.0, 2 * args.batch)  # warm up
+        from cluster.metrics import scrape_batch_counts
+        before = scrape_batch_counts().get("overhead")
         via_handle = _saturate_handle(handle, item, args.seconds, 2 * args.batch)
-        print(f"Serve via DeploymentHandle, saturated: {via_handle:.1f} items/s", flush=True)
+        time.sleep(2.5)
+        after = scrape_batch_counts().get("overhead")
+        seen = (after - before).mean_batch_size if after and before else None
+        print(f"Serve via DeploymentHandle, saturated: {via_handle:.1f} items/s; mean batch size seen "
+              f"{'unknown' if seen is None else f'{seen:.2f}'} (Serve metrics, bucket upper edges)", flush=True)
         via_http = _saturate_http(f"http://127.0.0.1:{args.port}/overhead", {"inputs": item.tolist()},
                                   args.seconds, 2 * args.batch)
         print(f"Serve over HTTP, saturated: {via_http:.1f} items/s", flush=True)
     finally:
         shutdown_ray()
-    print(json.dumps({"ratio": round(via_handle / raw, 3), "http_ratio": round(via_http / raw, 3),
+    print(json.dumps({"ratio": round(via_handle / raw, 3), "mean_batch_seen": seen, "http_ratio": round(via_http / raw, 3),
                       "raw_rps": round(raw, 1), "handle_rps": round(via_handle, 1), "http_rps": round(via_http, 1),
                       "model": args.model, "precision": args.precision, "batch": args.batch}))
     return 0
