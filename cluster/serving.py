@@ -174,3 +174,25 @@ def deploy_plan(plan: Plan, catalog: Catalog, http_port: int = 8000,
         deployed.append(DeployedWorkload(w.name, f"/{w.name}", f"http://{host}:{http_port}/{w.name}",
                                          w.chosen.replicas))
     return deployed, skipped
+
+
+def health_check(deployed: list[DeployedWorkload], bodies: dict[str, bytes], timeout_s: float = 30.0) -> None:
+    """Every deployed workload answers one real request with 200, or ClusterError naming it."""
+    import urllib.request
+
+    for d in deployed:
+        request = urllib.request.Request(d.url, data=bodies[d.name], headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout_s) as response:
+                if response.status != 200:
+                    raise ClusterError(f"workload '{d.name}' answered {response.status} to a probe request")
+        except OSError as exc:
+            raise ClusterError(f"workload '{d.name}' failed a probe request: {exc}") from None
+
+
+def remove_apps_not_in(plan: Plan) -> None:
+    """Delete Serve applications of workloads the plan does not have (left by a newer plan)."""
+    keep = {w.name for w in plan.workloads}
+    for name in list(serve.status().applications):
+        if name not in keep:
+            serve.delete(name)

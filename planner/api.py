@@ -179,11 +179,15 @@ def _as_plan(plan_or_path: Plan | str | Path) -> Plan:
 
 
 def deploy(plan: Plan | str | Path, catalog: Catalog | str | Path | None = None, address: str | None = None,
-           http_port: int = 8000, serve_config_path: str | Path | None = None) -> Deployment:
+           http_port: int = 8000, serve_config_path: str | Path | None = None,
+           history: str | Path | None = None) -> Deployment:
     """Deploy the plan's locally deployable workloads on Ray Serve (starts an embedded Ray if needed).
 
     With `serve_config_path`, first writes the whole plan as a Ray Serve config file there
     (`serve deploy` applies it unchanged to a running cluster; cluster/serve_config.py).
+    With `history` (a folder), the plan is recorded as a new version; a deploy that fails its
+    health checks (Serve cannot start it, or a probe request fails) is recorded as failed and
+    the last healthy version is deployed again, then ClusterError says so.
     """
     from cluster.runtime import ensure_ray
     from cluster.serving import deploy_plan
@@ -199,9 +203,59 @@ def deploy(plan: Plan | str | Path, catalog: Catalog | str | Path | None = None,
     cpu_units = sum(w.chosen.devices for w in the_plan.workloads if cat.get(w.chosen.hardware).kind == "cpu")
     import os
     ensure_ray(address, num_cpus=max(os.cpu_count() or 1, int(cpu_units + 0.999)))
-    deployed, skipped = deploy_plan(the_plan, cat, http_port=http_port)
+    if history is None:
+        deployed, skipped = deploy_plan(the_plan, cat, http_port=http_port)
+    else:
+        deployed, skipped = _deploy_or_roll_back(the_plan, cat, http_port, history)
     return Deployment(base_url=f"http://127.0.0.1:{http_port}", urls={d.name: d.url for d in deployed},
                       skipped={s.name: s.reason for s in skipped})
+
+
+def _deploy_or_roll_back(the_plan: Plan, catalog: Catalog, http_port: int, history: str | Path):
+    from cluster.serving import deploy_plan, health_check, remove_apps_not_in
+    from planner.deploy_history import DeployHistory
+    from planner.errors import ClusterError
+
+    log = DeployHistory(history)
+    try:
+        deployed, skipped = deploy_plan(the_plan, catalog, http_port=http_port)
+        health_check(deployed, {w.name: _request_body(w.model) for w in the_plan.workloads})
+    except ClusterError as exc:
+        failed = log.record(the_plan, "failed", str(exc))
+        last = log.latest_healthy()
+        if last is None:
+            raise ClusterError(f"{exc} (recorded as version {failed}; no healthy version to roll back to)") from None
+        restored = log.plan(last)
+        remove_apps_not_in(restored)
+        deploy_plan(restored, catalog, http_port=http_port)
+        version = log.record(restored, "healthy", f"automatic rollback to v{last} after v{failed} failed")
+        raise ClusterError(f"deploy of version {failed} failed its health checks ({exc}); rolled back to "
+                           f"version {last} (now recorded as version {version}). To fix: see `planner rollback "
+                           f"--list --history {history}` and the Serve logs") from None
+    log.record(the_plan, "healthy")
+    return deployed, skipped
+
+
+def rollback(history: str | Path, catalog: Catalog | str | Path | None = None, address: str | None = None,
+             http_port: int = 8000, version: int | None = None) -> tuple[int, Deployment]:
+    """Deploy the previous healthy plan version again (or `version`); returns (the version restored, deployment)."""
+    from cluster.serving import remove_apps_not_in
+    from planner.deploy_history import DeployHistory
+
+    log = DeployHistory(history)
+    target = version if version is not None else log.previous_healthy()
+    if target is None:
+        raise InputError("--history", str(history), "has no earlier healthy version to roll back to",
+                         "deploy with --history first; list versions with `planner rollback --list`")
+    restored = log.plan(target)
+    import ray
+    if ray.is_initialized() or address:
+        from cluster.runtime import ensure_ray
+        ensure_ray(address)
+        remove_apps_not_in(restored)
+    deployment = deploy(restored, catalog=catalog, address=address, http_port=http_port)
+    log.record(restored, "healthy", f"rollback to v{target}")
+    return target, deployment
 
 
 def _request_body(model: str) -> bytes:

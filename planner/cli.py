@@ -246,7 +246,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     from planner import api
 
     deployment = api.deploy(args.plan, catalog=args.catalog, address=args.address, http_port=args.port,
-                            serve_config_path=args.serve_config)
+                            serve_config_path=args.serve_config, history=args.history)
     console.print(f"Serve config written to {args.serve_config} (apply elsewhere with: serve deploy "
                   f"{args.serve_config})")
     for name, url in deployment.urls.items():
@@ -261,6 +261,20 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             time.sleep(3600)
     except KeyboardInterrupt:
         return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from planner import api
+    from planner.deploy_history import DeployHistory
+
+    if args.list:
+        for e in DeployHistory(args.history).events():
+            console.print(f"v{e.version:04d}  {e.at}  {e.status:8s}  {e.note}", markup=False)
+        return 0
+    version, deployment = api.rollback(args.history, catalog=args.catalog, address=args.address,
+                                       http_port=args.port, version=args.version)
+    console.print(f"rolled back to version {version}: {', '.join(deployment.urls) or 'nothing deployable here'}")
+    return 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -366,6 +380,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
     sub.choices["deploy"].add_argument("--serve-config", default="serve_config.yaml",
                                        help="also write the plan as a Ray Serve config file here")
+    sub.choices["deploy"].add_argument("--history", default=".planner/deployments",
+                                       help="record the plan as a version here; roll back on failed health checks")
+    p = sub.add_parser("rollback", help="deploy the previous healthy plan version again")
+    p.add_argument("--history", default=".planner/deployments")
+    p.add_argument("--version", type=int, help="this version instead of the previous healthy one")
+    p.add_argument("--list", action="store_true", help="list the recorded versions and exit")
+    p.add_argument("--catalog")
+    p.add_argument("--address", help="Ray cluster address (default: an embedded local Ray)")
+    p.add_argument("--port", type=int, default=8000, help="Serve HTTP port")
+    p.set_defaults(func=cmd_rollback)
     verify = sub.choices["verify"]
     verify.add_argument("--url", default="http://127.0.0.1:8000", help="Serve HTTP base URL")
     verify.add_argument("--deploy", action="store_true", help="deploy the plan first (embedded Ray)")

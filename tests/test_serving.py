@@ -145,3 +145,35 @@ def test_serve_config_file_round_trip(deployed, catalog, tmp_path):
         assert resp.status_code == 200 and len(resp.json()["outputs"]) == 10
     finally:
         serve.delete("digits-from-config")
+
+
+def test_deploy_history_rolls_back_a_failed_deploy_and_on_request(ray_local, catalog, tmp_path):
+    from dataclasses import replace
+
+    from ray import serve
+
+    from planner.deploy_history import DeployHistory
+    from planner.errors import ClusterError
+
+    history = tmp_path / "deployments"
+    good = api.plan(WorkloadSet((Workload("hist", "mlp_digits", "online", ("fp32",), 0.0, 1, qps=5, p99_ms=500),),
+                                serving_overhead_ms=10.0), _rows(), catalog=catalog)
+    api.deploy(good, catalog=catalog, http_port=PORT, history=history)
+    try:
+        # Version 2 serves a model the replica cannot load: Serve cannot start it.
+        broken = replace(good, workloads=tuple(replace(w, model="no_such_model") for w in good.workloads))
+        with pytest.raises(ClusterError, match="version 2 failed its health checks.*rolled back to version 1"):
+            api.deploy(broken, catalog=catalog, http_port=PORT, history=history)
+        log = DeployHistory(history)
+        assert [(e.version, e.status) for e in log.events()] == [(1, "healthy"), (2, "failed"), (3, "healthy")]
+        resp = requests.post(f"http://127.0.0.1:{PORT}/hist", json={"inputs": [0.0] * 64}, timeout=30)
+        assert resp.status_code == 200 and resp.json()["model"] == "mlp_digits"  # version 1 serves again
+        # A healthy version 4 with batching changed, then a rollback on request restores version 3's.
+        batched = replace(good, workloads=tuple(replace(w, chosen=replace(w.chosen, batch_size=4))
+                                                for w in good.workloads))
+        api.deploy(batched, catalog=catalog, http_port=PORT, history=history)
+        version, _ = api.rollback(history, catalog=catalog, http_port=PORT)
+        assert version == 3 and log.events()[-1].note == "rollback to v3"
+        assert log.plan(log.events()[-1].version).workloads[0].chosen.batch_size == good.workloads[0].chosen.batch_size
+    finally:
+        serve.delete("hist")
