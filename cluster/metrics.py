@@ -86,3 +86,73 @@ def scrape_batch_counts(timeout_s: float = 5.0) -> dict[str, BatchCounts]:
         for app, c in parse_batch_counts(text).items():
             total[app] = total[app] + c if app in total else c
     return total
+
+
+HTTP_LATENCY_METRIC = "ray_serve_http_request_latency_ms"
+
+
+@dataclass(frozen=True)
+class HttpWindow:
+    """Cumulative HTTP request counts per application: latency buckets of successes, and errors."""
+    buckets: tuple[tuple[float, float], ...]   # (upper edge ms, requests with status 200 at most that slow)
+    errors: float
+
+    def __sub__(self, other: "HttpWindow") -> "HttpWindow":
+        theirs = dict(other.buckets)
+        return HttpWindow(tuple((le, n - theirs.get(le, 0.0)) for le, n in self.buckets), self.errors - other.errors)
+
+    @property
+    def requests(self) -> float:
+        return (self.buckets[-1][1] if self.buckets else 0.0) + self.errors
+
+    def percentile_ms(self, q: float) -> float | None:
+        """The bucket upper edge below which q% of successful requests fall (an upper bound)."""
+        total = self.buckets[-1][1] if self.buckets else 0.0
+        if total <= 0:
+            return None
+        for le, cumulative in self.buckets:
+            if cumulative >= total * q / 100.0:
+                return le
+        return float("inf")
+
+
+def parse_http_windows(text: str) -> dict[str, HttpWindow]:
+    buckets: dict[str, dict[float, float]] = {}
+    errors: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != HTTP_LATENCY_METRIC:
+            continue
+        for sample in family.samples:
+            app = sample.labels.get("application", "")
+            ok = sample.labels.get("status_code") == "200"
+            if sample.name.endswith("_bucket") and ok:
+                le = float(sample.labels["le"])
+                per = buckets.setdefault(app, {})
+                per[le] = per.get(le, 0.0) + sample.value
+            elif sample.name.endswith("_count") and not ok:
+                errors[app] = errors.get(app, 0.0) + sample.value
+    return {app: HttpWindow(tuple(sorted(buckets.get(app, {}).items())), errors.get(app, 0.0))
+            for app in set(buckets) | set(errors)}
+
+
+def scrape_http_windows(timeout_s: float = 5.0) -> dict[str, HttpWindow]:
+    import ray
+
+    total: dict[str, HttpWindow] = {}
+    for node in ray.nodes():
+        port = node.get("MetricsExportPort")
+        if not node.get("Alive") or not port:
+            continue
+        try:
+            text = requests.get(f"http://{node['NodeManagerAddress']}:{port}/metrics", timeout=timeout_s).text
+        except requests.RequestException:
+            continue
+        for app, w in parse_http_windows(text).items():
+            if app in total:
+                merged = dict(total[app].buckets)
+                for le, n in w.buckets:
+                    merged[le] = merged.get(le, 0.0) + n
+                total[app] = HttpWindow(tuple(sorted(merged.items())), total[app].errors + w.errors)
+            else:
+                total[app] = w
+    return total

@@ -317,6 +317,29 @@ def schedule(workloads: WorkloadSet | str | Path, profiles: Iterable[ProfileRow]
     return schedule_jobs(inputs.jobs, inputs.prices, inputs.capacity, time_limit_s=time_limit_s), inputs
 
 
+def watch(plan: Plan | str | Path, window_s: float = 30.0, address: str | None = None,
+          latency_tolerance: float = 1.0, demand_tolerance: float = 0.2) -> list:
+    """One window of live Serve metrics compared with the plan (planner/drift.py): the drift found."""
+    import time
+
+    from cluster.metrics import HttpWindow, scrape_http_windows
+    from cluster.runtime import ensure_ray
+    from planner.drift import LiveWindow, check_drift
+
+    the_plan = _as_plan(plan)
+    ensure_ray(address)
+    before = scrape_http_windows()
+    started = time.perf_counter()
+    time.sleep(window_s)
+    after = scrape_http_windows()
+    seconds = time.perf_counter() - started
+    live = {}
+    for name, now in after.items():
+        seen = now - before.get(name, HttpWindow((), 0.0))
+        live[name] = LiveWindow(seconds, seen.requests, seen.errors, seen.percentile_ms(99))
+    return check_drift(the_plan, live, latency_tolerance, demand_tolerance)
+
+
 def _batch_counts(wait_s: float = 0.0) -> dict:
     """Serve's batch-size counters per application, or {} where the metrics cannot be read."""
     import time

@@ -19,6 +19,7 @@ EXIT_USAGE = 2
 EXIT_INFEASIBLE = 3
 EXIT_VERIFY_FAILED = 4
 EXIT_REGRESSION = 5
+EXIT_DRIFT = 6
 
 # Rich falls back to 80 columns when output is not a terminal (make, CI logs), which folds
 # the plan table into unreadable slivers; log files can be wider.
@@ -277,6 +278,20 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    from planner import api
+
+    while True:
+        findings = api.watch(args.plan, window_s=args.interval, address=args.address,
+                             latency_tolerance=args.latency_tolerance, demand_tolerance=args.demand_tolerance)
+        for f in findings:
+            console.print(f"drift: {f.workload}: {f.kind}: {f.detail}. To fix: {f.fix}", markup=False)
+        if not findings:
+            console.print(f"no drift over {args.interval:g} s")
+        if args.once:
+            return EXIT_DRIFT if findings else 0
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from planner import api
     from planner.verification import write_verification
@@ -382,6 +397,15 @@ def build_parser() -> argparse.ArgumentParser:
                                        help="also write the plan as a Ray Serve config file here")
     sub.choices["deploy"].add_argument("--history", default=".planner/deployments",
                                        help="record the plan as a version here; roll back on failed health checks")
+    p = sub.add_parser("watch", help="compare live Serve metrics with the plan; flag drift")
+    p.add_argument("plan")
+    p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or auto)", default="auto")
+    p.add_argument("--interval", type=float, default=30.0, help="seconds per window")
+    p.add_argument("--once", action="store_true", help="one window, then exit (6 if drift was found)")
+    p.add_argument("--latency-tolerance", type=float, default=1.0, help="flag p99 above (1 + this) x predicted")
+    p.add_argument("--demand-tolerance", type=float, default=0.2, help="flag rate above (1 + this) x planned qps")
+    p.set_defaults(func=cmd_watch)
+
     p = sub.add_parser("rollback", help="deploy the previous healthy plan version again")
     p.add_argument("--history", default=".planner/deployments")
     p.add_argument("--version", type=int, help="this version instead of the previous healthy one")

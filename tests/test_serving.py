@@ -177,3 +177,22 @@ def test_deploy_history_rolls_back_a_failed_deploy_and_on_request(ray_local, cat
         assert log.plan(log.events()[-1].version).workloads[0].chosen.batch_size == good.workloads[0].chosen.batch_size
     finally:
         serve.delete("hist")
+
+
+def test_watch_flags_live_demand_above_the_plan(deployed):
+    """Real traffic at 3x the planned qps, read back from Serve's own HTTP metrics."""
+    import threading
+
+    from cluster.loadgen import drive
+    from planner.models import get_model
+
+    plan, deployment = deployed
+    body = json.dumps({"inputs": get_model("mlp_digits").example_input(1)[0].tolist()}).encode()
+    load = threading.Thread(target=drive, args=([(deployment.urls["digits"], body, 120.0)], 5.0))
+    load.start()
+    try:
+        findings = api.watch(plan, window_s=4.0)
+    finally:
+        load.join()
+    kinds = {(f.workload, f.kind) for f in findings}
+    assert ("digits", "demand") in kinds and ("digits", "errors") not in kinds
