@@ -196,3 +196,35 @@ def test_watch_flags_live_demand_above_the_plan(deployed):
         load.join()
     kinds = {(f.workload, f.kind) for f in findings}
     assert ("digits", "demand") in kinds and ("digits", "errors") not in kinds
+
+
+def test_replica_crash_under_load_is_survived_and_counted(deployed):
+    """FAULT: one of digits' two replica processes is killed mid-load; Serve replaces it."""
+    import threading
+    import time
+
+    import ray
+    from ray import serve
+
+    plan, deployment = deployed
+    results = {}
+    load = threading.Thread(target=lambda: results.setdefault("r", api.verify(plan, deployment, duration_s=6.0)))
+    load.start()
+    time.sleep(2.0)
+    replicas = [a for a in ray.util.list_named_actors(all_namespaces=True)
+                if a["name"].startswith("SERVE_REPLICA::digits#")]
+    assert len(replicas) == 2
+    ray.kill(ray.get_actor(replicas[0]["name"], namespace=replicas[0]["namespace"]), no_restart=True)
+    load.join()
+    (row,) = results["r"].workloads
+    # The verdict accounts for every request: answered ones, plus failures counted (not hidden).
+    assert row.requests == round(40 * 6.0)
+    assert row.requests - row.errors > 0.8 * row.requests  # the surviving replica kept serving
+    assert (row.errors > 0) == ("failed requests" in row.notes)
+    deadline = time.time() + 60
+    while time.time() < deadline:  # the controller brings the deployment back to its planned size
+        state = serve.status().applications["digits"].deployments["digits"]
+        if state.replica_states.get("RUNNING", 0) == 2 and state.status == "HEALTHY":
+            break
+        time.sleep(1.0)
+    assert serve.status().applications["digits"].deployments["digits"].replica_states.get("RUNNING", 0) == 2
