@@ -190,9 +190,12 @@ def health_check(deployed: list[DeployedWorkload], bodies: dict[str, bytes], tim
             raise ClusterError(f"workload '{d.name}' failed a probe request: {exc}") from None
 
 
-def remove_apps_not_in(plan: Plan) -> None:
-    """Delete Serve applications of workloads the plan does not have (left by a newer plan)."""
-    keep = {w.name for w in plan.workloads}
+def remove_workloads_not_in(newer: Plan, restored: Plan) -> None:
+    """Delete the Serve applications of workloads the newer plan added and the restored one lacks.
+
+    Only those: other applications on the cluster (other plans, other teams) are left alone.
+    """
+    drop = {w.name for w in newer.workloads} - {w.name for w in restored.workloads}
     for name in list(serve.status().applications):
-        if name not in keep:
+        if name in drop:
             serve.delete(name)

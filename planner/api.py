@@ -212,7 +212,7 @@ def deploy(plan: Plan | str | Path, catalog: Catalog | str | Path | None = None,
 
 
 def _deploy_or_roll_back(the_plan: Plan, catalog: Catalog, http_port: int, history: str | Path):
-    from cluster.serving import deploy_plan, health_check, remove_apps_not_in
+    from cluster.serving import deploy_plan, health_check, remove_workloads_not_in
     from planner.deploy_history import DeployHistory
     from planner.errors import ClusterError
 
@@ -226,7 +226,7 @@ def _deploy_or_roll_back(the_plan: Plan, catalog: Catalog, http_port: int, histo
         if last is None:
             raise ClusterError(f"{exc} (recorded as version {failed}; no healthy version to roll back to)") from None
         restored = log.plan(last)
-        remove_apps_not_in(restored)
+        remove_workloads_not_in(the_plan, restored)
         deploy_plan(restored, catalog, http_port=http_port)
         version = log.record(restored, "healthy", f"automatic rollback to v{last} after v{failed} failed")
         raise ClusterError(f"deploy of version {failed} failed its health checks ({exc}); rolled back to "
@@ -239,7 +239,7 @@ def _deploy_or_roll_back(the_plan: Plan, catalog: Catalog, http_port: int, histo
 def rollback(history: str | Path, catalog: Catalog | str | Path | None = None, address: str | None = None,
              http_port: int = 8000, version: int | None = None) -> tuple[int, Deployment]:
     """Deploy the previous healthy plan version again (or `version`); returns (the version restored, deployment)."""
-    from cluster.serving import remove_apps_not_in
+    from cluster.serving import remove_workloads_not_in
     from planner.deploy_history import DeployHistory
 
     log = DeployHistory(history)
@@ -248,11 +248,12 @@ def rollback(history: str | Path, catalog: Catalog | str | Path | None = None, a
         raise InputError("--history", str(history), "has no earlier healthy version to roll back to",
                          "deploy with --history first; list versions with `planner rollback --list`")
     restored = log.plan(target)
+    current = log.latest_healthy()
     import ray
-    if ray.is_initialized() or address:
+    if current is not None and (ray.is_initialized() or address):
         from cluster.runtime import ensure_ray
         ensure_ray(address)
-        remove_apps_not_in(restored)
+        remove_workloads_not_in(log.plan(current), restored)
     deployment = deploy(restored, catalog=catalog, address=address, http_port=http_port)
     log.record(restored, "healthy", f"rollback to v{target}")
     return target, deployment

@@ -147,7 +147,7 @@ def test_serve_config_file_round_trip(deployed, catalog, tmp_path):
         serve.delete("digits-from-config")
 
 
-def test_deploy_history_rolls_back_a_failed_deploy_and_on_request(ray_local, catalog, tmp_path):
+def test_deploy_history_rolls_back_a_failed_deploy_and_on_request(deployed, catalog, tmp_path):
     from dataclasses import replace
 
     from ray import serve
@@ -175,6 +175,8 @@ def test_deploy_history_rolls_back_a_failed_deploy_and_on_request(ray_local, cat
         version, _ = api.rollback(history, catalog=catalog, http_port=PORT)
         assert version == 3 and log.events()[-1].note == "rollback to v3"
         assert log.plan(log.events()[-1].version).workloads[0].chosen.batch_size == good.workloads[0].chosen.batch_size
+        # Applications this history does not manage (the module's "digits") are left alone.
+        assert serve.status().applications["digits"].status == "RUNNING"
     finally:
         serve.delete("hist")
 
