@@ -20,6 +20,14 @@ from prometheus_client.parser import text_string_to_metric_families
 BATCH_METRIC = "ray_serve_actual_batch_size"
 
 
+def _merge(a: tuple[tuple[float, float], ...], b: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:
+    """Two cumulative histograms (upper edge, count) summed edge by edge."""
+    merged = dict(a)
+    for le, n in b:
+        merged[le] = merged.get(le, 0.0) + n
+    return tuple(sorted(merged.items()))
+
+
 @dataclass(frozen=True)
 class BatchCounts:
     """Cumulative bucket counts of batch sizes: {upper edge: batches of at most that size}."""
@@ -34,10 +42,7 @@ class BatchCounts:
         return BatchCounts(tuple((le, n - theirs.get(le, 0.0)) for le, n in self.buckets))
 
     def __add__(self, other: "BatchCounts") -> "BatchCounts":
-        merged = dict(self.buckets)
-        for le, n in other.buckets:
-            merged[le] = merged.get(le, 0.0) + n
-        return BatchCounts(tuple(sorted(merged.items())))
+        return BatchCounts(_merge(self.buckets, other.buckets))
 
     @property
     def mean_batch_size(self) -> float | None:
@@ -70,23 +75,29 @@ def parse_batch_counts(text: str) -> dict[str, BatchCounts]:
     return {app: BatchCounts(tuple(sorted(b.items()))) for app, b in counts.items()}
 
 
-def scrape_batch_counts(timeout_s: float = 5.0) -> dict[str, BatchCounts]:
-    """Sum over every alive node of the connected Ray cluster; nodes that do not answer are skipped."""
+def _node_metric_texts(timeout_s: float) -> list[str]:
+    """The Prometheus text of every alive node of the connected cluster; nodes that do not answer are skipped."""
     import ray
 
-    total: dict[str, BatchCounts] = {}
+    texts = []
     for node in ray.nodes():
         port = node.get("MetricsExportPort")
         if not node.get("Alive") or not port:
             continue
         try:
-            text = requests.get(f"http://{node['NodeManagerAddress']}:{port}/metrics", timeout=timeout_s).text
+            texts.append(requests.get(f"http://{node['NodeManagerAddress']}:{port}/metrics", timeout=timeout_s).text)
         except requests.RequestException:
             continue
+    return texts
+
+
+def scrape_batch_counts(timeout_s: float = 5.0) -> dict[str, BatchCounts]:
+    """Batch-size buckets per application, summed over every node of the cluster."""
+    total: dict[str, BatchCounts] = {}
+    for text in _node_metric_texts(timeout_s):
         for app, c in parse_batch_counts(text).items():
             total[app] = total[app] + c if app in total else c
     return total
-
 
 HTTP_LATENCY_METRIC = "ray_serve_http_request_latency_ms"
 
@@ -100,6 +111,9 @@ class HttpWindow:
     def __sub__(self, other: "HttpWindow") -> "HttpWindow":
         theirs = dict(other.buckets)
         return HttpWindow(tuple((le, n - theirs.get(le, 0.0)) for le, n in self.buckets), self.errors - other.errors)
+
+    def __add__(self, other: "HttpWindow") -> "HttpWindow":
+        return HttpWindow(_merge(self.buckets, other.buckets), self.errors + other.errors)
 
     @property
     def requests(self) -> float:
@@ -136,23 +150,9 @@ def parse_http_windows(text: str) -> dict[str, HttpWindow]:
 
 
 def scrape_http_windows(timeout_s: float = 5.0) -> dict[str, HttpWindow]:
-    import ray
-
+    """HTTP latency buckets and errors per application, summed over every node of the cluster."""
     total: dict[str, HttpWindow] = {}
-    for node in ray.nodes():
-        port = node.get("MetricsExportPort")
-        if not node.get("Alive") or not port:
-            continue
-        try:
-            text = requests.get(f"http://{node['NodeManagerAddress']}:{port}/metrics", timeout=timeout_s).text
-        except requests.RequestException:
-            continue
+    for text in _node_metric_texts(timeout_s):
         for app, w in parse_http_windows(text).items():
-            if app in total:
-                merged = dict(total[app].buckets)
-                for le, n in w.buckets:
-                    merged[le] = merged.get(le, 0.0) + n
-                total[app] = HttpWindow(tuple(sorted(merged.items())), total[app].errors + w.errors)
-            else:
-                total[app] = w
+            total[app] = total[app] + w if app in total else w
     return total

@@ -178,16 +178,16 @@ def deploy_plan(plan: Plan, catalog: Catalog, http_port: int = 8000,
 
 def health_check(deployed: list[DeployedWorkload], bodies: dict[str, bytes], timeout_s: float = 30.0) -> None:
     """Every deployed workload answers one real request with 200, or ClusterError naming it."""
-    import urllib.request
+    import requests
 
     for d in deployed:
-        request = urllib.request.Request(d.url, data=bodies[d.name], headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=timeout_s) as response:
-                if response.status != 200:
-                    raise ClusterError(f"workload '{d.name}' answered {response.status} to a probe request")
-        except OSError as exc:
+            status = requests.post(d.url, data=bodies[d.name], headers={"Content-Type": "application/json"},
+                                   timeout=timeout_s).status_code
+        except requests.RequestException as exc:
             raise ClusterError(f"workload '{d.name}' failed a probe request: {exc}") from None
+        if status != 200:
+            raise ClusterError(f"workload '{d.name}' answered {status} to a probe request")
 
 
 def remove_workloads_not_in(newer: Plan, restored: Plan) -> None:

@@ -14,17 +14,16 @@ planning from a CSV stays fast and light.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
-from planner.candidate_tables import enumerate_tables
-from planner.candidates import ENERGY_OBJECTIVES
 from planner.catalog import Catalog, load_catalog
 from planner.errors import InputError
 from planner.optimizer import SolverSettings, optimize
 from planner.plan import Plan, read_plan
+from planner.planning import candidate_tables, served
 from planner.profiles import ProfileRow, SkippedPoint, read_profiles_csv
 from planner.timing import TimingBudget
 from planner.report import write_report
@@ -115,45 +114,32 @@ def plan(workloads: WorkloadSet | str | Path, profiles: Iterable[ProfileRow] | P
     provenance: dict[str, object] = {"catalog": cat.source_path, "catalog_version": cat.version,
                                      "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     if not isinstance(workloads, WorkloadSet):
-        from planner.models import builtin_model_names
         provenance["workloads"] = str(workloads)
-        workloads = load_workloads(workloads, known_models=builtin_model_names(), known_hardware=cat.names())
     if isinstance(profiles, (str, Path)):
         provenance["profiles"] = str(profiles)
-        rows = read_profiles_csv(profiles, known_hardware=cat.names())
-    elif isinstance(profiles, ProfileResult):
-        rows = list(profiles.rows)
-    else:
-        rows = list(profiles)
+    workloads, rows = _workloads_and_rows(workloads, profiles, cat)
     sources = sorted({r.source for r in rows})
     provenance["profile_sources"] = sources
-    workloads = _with_inventory(workloads, inventory, cat, address)
-    if any(w.kind == "training" for w in workloads.workloads):
-        # Training jobs are not served: `planner schedule` places them in hours of the horizon.
-        from dataclasses import replace as _replace
-        served = tuple(w for w in workloads.workloads if w.kind != "training")
-        if not served:
-            raise InputError("workloads", "only kind: training", "nothing to serve",
-                             "schedule training jobs with `planner schedule`")
-        workloads = _replace(workloads, workloads=served)
+    workloads = served(_with_inventory(workloads, inventory, cat, address))
     provenance["inventory_source"] = inventory
-    from planner.inventory import with_owned_prices
-    cat = with_owned_prices(cat, workloads.owned)
-    if workloads.gpu_sharing:
-        from planner.sharing import shared_rows
-        rows = rows + shared_rows(rows, cat)
-    candidates = enumerate_tables(workloads.workloads, rows, cat, workloads.inventory,
-                                  workloads.max_utilization, workloads.p99_overhead_ms,
-                                  workloads.electricity, workloads.objective,
-                                  workloads.objective in ENERGY_OBJECTIVES or workloads.max_wall_power_w is not None,
-                                  workloads.queueing)
+    candidates = candidate_tables(workloads, rows, cat)
     return optimize(workloads, candidates, SolverSettings(time_limit_s=time_limit_s, num_workers=num_workers),
                     provenance)
 
 
-def _with_inventory(workloads: WorkloadSet, source: str, catalog: Catalog, address: str | None) -> WorkloadSet:
-    from dataclasses import replace
+def _workloads_and_rows(workloads: WorkloadSet | str | Path,
+                        profiles: Iterable[ProfileRow] | ProfileResult | str | Path,
+                        catalog: Catalog) -> tuple[WorkloadSet, list[ProfileRow]]:
+    """Read a workloads file and a profiles CSV (or take them as given), checking names against the catalog."""
+    if not isinstance(workloads, WorkloadSet):
+        from planner.models import builtin_model_names
+        workloads = load_workloads(workloads, known_models=builtin_model_names(), known_hardware=catalog.names())
+    if isinstance(profiles, (str, Path)):
+        return workloads, read_profiles_csv(profiles, known_hardware=catalog.names())
+    return workloads, list(profiles.rows if isinstance(profiles, ProfileResult) else profiles)
 
+
+def _with_inventory(workloads: WorkloadSet, source: str, catalog: Catalog, address: str | None) -> WorkloadSet:
     from planner.inventory import SOURCES
     if source == "file":
         return workloads
@@ -279,15 +265,13 @@ def verify(plan: Plan | str | Path, deployment: Deployment | str, duration_s: fl
     before = _batch_counts()
     results = drive(targets, duration_s, warmup_requests=warmup_requests)
     after = _batch_counts(wait_s=2.5)  # one report interval of the embedded Ray, and a margin
+    from cluster.metrics import BatchCounts
     rows = []
     for w, r in zip(workloads, results):
         row = summarise(w.name, r.url, w.qps_target, duration_s, r.latencies_ms, r.errors, r.elapsed_s,
                         w.p99_ms_target, w.chosen.predicted_p99_ms, r.error_samples)
-        from dataclasses import replace as _replace
-
-        from cluster.metrics import BatchCounts
         seen = (after[w.name] - before.get(w.name, BatchCounts(())) if w.name in after else None)
-        rows.append(_replace(row, planned_batch_size=w.chosen.batch_size,
+        rows.append(replace(row, planned_batch_size=w.chosen.batch_size,
                              mean_batch_size=None if seen is None else seen.mean_batch_size,
                              batches=None if seen is None else int(seen.batches)))
     rows = tuple(rows)
@@ -304,13 +288,7 @@ def schedule(workloads: WorkloadSet | str | Path, profiles: Iterable[ProfileRow]
     from planner.batch_schedule import schedule_jobs
 
     cat = _catalog(catalog)
-    if not isinstance(workloads, WorkloadSet):
-        from planner.models import builtin_model_names
-        workloads = load_workloads(workloads, known_models=builtin_model_names(), known_hardware=cat.names())
-    if isinstance(profiles, (str, Path)):
-        rows = read_profiles_csv(profiles, known_hardware=cat.names())
-    else:
-        rows = list(profiles.rows if isinstance(profiles, ProfileResult) else profiles)
+    workloads, rows = _workloads_and_rows(workloads, profiles, cat)
     if horizon_h is not None and horizon_h < 1:
         raise InputError("--horizon-h", horizon_h, "must be >= 1", "give the scheduling horizon in hours")
     the_plan = _as_plan(plan) if plan is not None else None

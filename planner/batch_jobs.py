@@ -50,7 +50,7 @@ def hourly_prices(workloads: WorkloadSet, horizon_h: int) -> HourlyPrices:
                         pue=e.pue, carbon_usd_per_kg=e.carbon_usd_per_kg)
 
 
-def capacity_left(workloads: WorkloadSet, plan: Plan | None, catalog: Catalog, hardware: Iterable[str],
+def capacity_left(workloads: WorkloadSet, plan: Plan | None, hardware: Iterable[str],
                   horizon_h: int) -> dict[str, list[int]]:
     serving: dict[str, float] = {}
     for w in (plan.workloads if plan else ()):
@@ -71,14 +71,13 @@ def batch_inputs(workloads: WorkloadSet, rows: Iterable[ProfileRow], catalog: Ca
                          "add a workload with kind: batch (items, deadline_h) or kind: training "
                          "(steps, samples_per_step, deadline_h)")
     horizon = horizon_h or math.ceil(max(w.deadline_h for w in batch))
-    best: dict[tuple[str, str], ProfileRow] = {}
     rows = list(rows)
     jobs, sources = [], {}
     for w in batch:
         if w.deadline_h > horizon:
             raise InputError(f"workloads.{w.name}.deadline_h", w.deadline_h, f"beyond the horizon ({horizon} h)",
                              "lengthen --horizon-h or move the deadline")
-        best.clear()
+        best: dict[str, ProfileRow] = {}
         training = w.kind == "training"
         for r in rows:
             if training and not (r.mode == "training_step" and r.batch_size == w.samples_per_step):
@@ -112,7 +111,7 @@ def batch_inputs(workloads: WorkloadSet, rows: Iterable[ProfileRow], catalog: Ca
         jobs.append(Job(w.name, size, math.floor(w.deadline_h), tuple(options), math.ceil(w.release_h)))
     prices = hourly_prices(workloads, horizon)
     hardware = {o.hardware for j in jobs for o in j.options}
-    return BatchInputs(tuple(jobs), prices, capacity_left(workloads, plan, catalog, hardware, horizon), sources)
+    return BatchInputs(tuple(jobs), prices, capacity_left(workloads, plan, hardware, horizon), sources)
 
 
 def schedule_to_dict(schedule: Schedule, inputs: BatchInputs) -> dict:

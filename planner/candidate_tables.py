@@ -16,7 +16,7 @@ import numpy as np
 from planner.candidates import (ENERGY_OBJECTIVES, Candidate, _source_label, energy_unknown, idle_w_per_unit,
                                running_costs, workload_rows)
 from planner.catalog import Catalog, HardwareType
-from planner.latency import _TAIL, DEFAULT_SERVING_OVERHEAD_MS, UNKNOWN_SERVICE_CS2
+from planner.latency import DEFAULT_SERVING_OVERHEAD_MS, TAIL_PROBABILITY, UNKNOWN_SERVICE_CS2
 from planner.profiles import ProfileRow
 from planner.workloads import Electricity, Workload
 
@@ -138,8 +138,8 @@ def queue_wait_p99(per_replica_rps: np.ndarray, model: "ModelRows") -> np.ndarra
     service_ms = 1000.0 * model.batch / model.throughput
     with np.errstate(divide="ignore", invalid="ignore"):
         mean_wait = rho / (1.0 - rho) * service_ms * (1.0 + model.cs2) / 2.0
-        tail = mean_wait / rho * np.log(rho / _TAIL)
-    return np.where(rho <= _TAIL, 0.0, np.where(rho >= 1.0, np.inf, tail))
+        tail = mean_wait / rho * np.log(rho / TAIL_PROBABILITY)
+    return np.where(rho <= TAIL_PROBABILITY, 0.0, np.where(rho >= 1.0, np.inf, tail))
 
 
 def evaluate_table(workload: Workload, model: ModelRows, inventory: Mapping[str, int] | None,

@@ -322,6 +322,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     quick=args.quick, http_port=args.port, use_reference=not args.cpu_only)
 
 
+def _serve_target_args(p: argparse.ArgumentParser) -> None:
+    """Where a plan is served: the catalog it was priced with, the Ray cluster, the Serve port."""
+    p.add_argument("--catalog")
+    p.add_argument("--address", help="Ray cluster address (default: an embedded local Ray)")
+    p.add_argument("--port", type=int, default=8000, help="Serve HTTP port")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="planner", description="Cost-aware hardware planner for ML serving.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -389,9 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
                              ("verify", cmd_verify, "drive deployed workloads with Poisson load; compare")):
         p = sub.add_parser(name, help=text)
         p.add_argument("plan")
-        p.add_argument("--catalog")
-        p.add_argument("--address", help="Ray cluster address (default: an embedded local Ray)")
-        p.add_argument("--port", type=int, default=8000, help="Serve HTTP port")
+        _serve_target_args(p)
         p.set_defaults(func=func)
     sub.choices["deploy"].add_argument("--serve-config", default="serve_config.yaml",
                                        help="also write the plan as a Ray Serve config file here")
@@ -410,9 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--history", default=".planner/deployments")
     p.add_argument("--version", type=int, help="this version instead of the previous healthy one")
     p.add_argument("--list", action="store_true", help="list the recorded versions and exit")
-    p.add_argument("--catalog")
-    p.add_argument("--address", help="Ray cluster address (default: an embedded local Ray)")
-    p.add_argument("--port", type=int, default=8000, help="Serve HTTP port")
+    _serve_target_args(p)
     p.set_defaults(func=cmd_rollback)
     verify = sub.choices["verify"]
     verify.add_argument("--url", default="http://127.0.0.1:8000", help="Serve HTTP base URL")

@@ -95,7 +95,8 @@ def inventory_from_nodes(nodes: Sequence[Mapping], catalog: Catalog, cpu_hardwar
             raise InputError(f"node {node.get('NodeID', '?')[:12]}", "GPU/TPU without accelerator_type",
                              "Ray reports devices but not their type", "start the node with --resources "
                              "'{\"accelerator_type:H100\": 1}' or on a machine Ray can identify")
-        for accelerator in accelerators[:1]:
+        if accelerators:
+            accelerator = accelerators[0]  # Ray gives a node one accelerator_type resource
             if accelerator not in by_accelerator:
                 raise InputError(f"node {node.get('NodeID', '?')[:12]}.accelerator_type", accelerator,
                                  "not in the catalog", f"add an entry with ray_accelerator_type: {accelerator} "

@@ -48,21 +48,21 @@ def batch_wait_timeout_ms(batch_size: int, arrival_rps_per_replica: float) -> fl
 
 
 UNKNOWN_SERVICE_CS2 = 1.0   # squared CV of batch time when the profile has none (exponential)
-_TAIL = 0.01  # p99: the tail probability (shared with candidate_tables)
+TAIL_PROBABILITY = 0.01  # p99: the tail probability (shared with candidate_tables)
 
 
 def queue_wait_p99_ms(arrival_rps_per_replica: float, throughput_rps: float, batch_size: int,
                       service_cv: float | None = None) -> float:
     """p99 of the wait behind other batches on one replica (M/G/1, exponential tail); inf if saturated."""
     rho = arrival_rps_per_replica / throughput_rps
-    if rho <= _TAIL:
+    if rho <= TAIL_PROBABILITY:
         return 0.0
     if rho >= 1.0:
         return math.inf
     service_ms = 1000.0 * batch_size / throughput_rps
     cs2 = UNKNOWN_SERVICE_CS2 if service_cv is None else service_cv ** 2
     mean_wait = rho / (1.0 - rho) * service_ms * (1.0 + cs2) / 2.0
-    return mean_wait / rho * math.log(rho / _TAIL)
+    return mean_wait / rho * math.log(rho / TAIL_PROBABILITY)
 
 
 def predicted_p99_ms(batch_size: int, batch_latency_p99_ms: float, arrival_rps_per_replica: float,

@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Sequence
 
-from planner.candidate_tables import enumerate_tables
 from planner.catalog import Catalog
 from planner.optimizer import SolverSettings, optimize
 from planner.plan import Plan
+from planner.planning import candidate_tables, served
 from planner.profiles import ProfileRow
 from planner.workloads import WorkloadSet
 
@@ -34,13 +34,8 @@ class ParetoPoint:
 
 
 def _solve(ws: WorkloadSet, rows: Sequence[ProfileRow], catalog: Catalog, settings: SolverSettings) -> Plan:
-    needs_energy = ws.objective in ("energy", "carbon", "cost+carbon") or ws.max_wall_power_w is not None
-    if ws.gpu_sharing:
-        from planner.sharing import shared_rows
-        rows = list(rows) + shared_rows(rows, catalog)
-    tables = enumerate_tables(ws.workloads, rows, catalog, ws.inventory, ws.max_utilization, ws.p99_overhead_ms,
-                              ws.electricity, ws.objective, needs_energy, ws.queueing)
-    return optimize(ws, tables, settings)
+    ws = served(ws)
+    return optimize(ws, candidate_tables(ws, rows, catalog), settings)
 
 
 def _point(axis: str, value: float, plan: Plan, pue: float) -> ParetoPoint:

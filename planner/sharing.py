@@ -20,6 +20,7 @@ of partly used devices to the plan's cost (``Plan.unallocated_usd_per_hour``).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Iterable
 
@@ -53,6 +54,4 @@ def shared_rows(rows: Iterable[ProfileRow], catalog: Catalog,
 
 def unallocated_devices(devices_by_hardware: dict[str, float]) -> dict[str, float]:
     """Per hardware type, the unused part of partly used devices (paid for all the same)."""
-    import math
-
     return {hw: math.ceil(d - 1e-9) - d for hw, d in devices_by_hardware.items() if math.ceil(d - 1e-9) - d > 1e-9}

@@ -35,7 +35,9 @@ class WorkloadVerification:
     passed: bool
     notes: str
     planned_batch_size: int | None = None
-    mean_batch_size: float | None = None   # from Serve's metrics over the load window (None: unavailable)
+    # Measured by Serve (ray_serve_actual_batch_size) over the load window, each batch counted at its
+    # histogram bucket's upper edge: exact for sizes 1 and 2, an upper bound above. None: unavailable.
+    mean_batch_size: float | None = None
     batches: int | None = None
 
     def as_json(self) -> dict:

@@ -52,7 +52,7 @@ def print_plan(console: Console, plan: Plan) -> None:
 def print_verification(console: Console, result: VerificationReport) -> None:
     table = Table(title=f"Verification ({result.source})", title_justify="left")
     for col in ("workload", "qps target", "achieved rps", "p50 (ms)", "p99 (ms)", "p99 pred (ms)",
-                "p99 target (ms)", "batch (planned / mean seen)", "errors", "pass"):
+                "p99 target (ms)", "batch (planned / mean seen*)", "errors", "pass"):
         table.add_column(col)
 
     def ms(v: float | None) -> str:
@@ -64,6 +64,8 @@ def print_verification(console: Console, result: VerificationReport) -> None:
                       str(w.errors),
                       "[green]pass[/]" if w.passed else f"[red]FAIL[/] {w.notes}")
     console.print(table)
+    console.print("  * mean batch size measured by Serve (ray_serve_actual_batch_size), each batch at its bucket's "
+                  "upper edge: exact for sizes 1-2, an upper bound above")
     for name, reason in result.skipped:
         console.print(f"  not deployed here: {name}: {reason}")
 

@@ -70,3 +70,15 @@ def test_node_table_to_counts_and_shapes(catalog):
         inventory_from_nodes([{"NodeID": "d", "Resources": {"GPU": 1.0, "accelerator_type:B300": 1.0}}], catalog)
     with pytest.raises(InputError, match="no alive node"):
         inventory_from_nodes([], catalog)
+
+
+def test_pareto_sweep_prices_owned_hardware_like_the_plan(catalog):
+    from planner.pareto import cost_vs_p99
+
+    rows = [ProfileRow("m", "h100", "fp32", 8, 2.0, 3.0, 4000.0, 1.0, 0.1, 0.0, "imported")]
+    doc = {"electricity": {"usd_per_kwh": 0.2}, "inventory": {"h100": {"owned": 1}},
+           "workloads": [{"name": "w", "model": "m", "qps": 50, "p99_ms": 200}]}
+    ws = parse_workloads(doc, "w.yaml")
+    plan_cost = api.plan(ws, rows, catalog).objective_usd_per_hour
+    sweep = [p.usd_per_hour for p in cost_vs_p99(ws, rows, catalog) if p.usd_per_hour is not None]
+    assert sweep and max(sweep) < 0.2 and plan_cost in [pytest.approx(c) for c in sweep]  # energy only

@@ -108,10 +108,11 @@ def make_runner(module: nn.Module, example_item: torch.Tensor, device: str, max_
     `example_item` is one already-cast item (it sets the graph's static input dtype and shape).
     Falls back to eager, saying why in the mode string, if capture fails (e.g. an op that syncs).
     """
+    def eager(batch: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return module(batch)
+
     if not str(device).startswith("cuda"):
-        def eager(batch: torch.Tensor) -> torch.Tensor:
-            with torch.inference_mode():
-                return module(batch)
         return eager, EAGER
     if buckets is None:
         buckets = [1 << i for i in range(max(1, max_batch_size).bit_length()) if 1 << i < max_batch_size]
@@ -120,8 +121,5 @@ def make_runner(module: nn.Module, example_item: torch.Tensor, device: str, max_
     try:
         runner(example_item.unsqueeze(0).to(device))  # capture the smallest bucket now: fail early
     except RuntimeError as exc:
-        def eager_gpu(batch: torch.Tensor) -> torch.Tensor:
-            with torch.inference_mode():
-                return module(batch)
-        return eager_gpu, f"{EAGER} (CUDA graph capture failed: {str(exc).splitlines()[0][:120]})"
+        return eager, f"{EAGER} (CUDA graph capture failed: {str(exc).splitlines()[0][:120]})"
     return runner, CUDA_GRAPH
