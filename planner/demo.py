@@ -129,5 +129,6 @@ def run_demo(console: Console, out: Path, workloads_path: str | Path | None = No
         # (`planner verify` exits 4 on it, for scripts that gate on it.)
         console.print(f"[yellow]{len(missed)} workload(s) missed a target under load:[/] "
                       + "; ".join(f"{w.name}: {w.notes}" for w in missed)
-                      + ". The predicted p99 does not model queueing or the HTTP tail yet (docs/optimization.md).")
+                      + ". The predicted p99 models each replica's queue but not the HTTP path's own queue "
+                      "on shared cores (docs/optimization.md, http_proxies).")
     return 0
