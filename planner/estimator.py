@@ -8,7 +8,8 @@ Model (per model, precision and mode, fitted on the measured device A, applied t
                   = KIND_EFFICIENCY[B]   if A is another kind and B's kind has a calibrated figure
     per_item_B    = roofline_B / efficiency               same fraction of B's roofline
     overhead_B    = overhead_A           if A and B are the same kind
-                  = ops x PER_OP_MS[B]   otherwise, when the row counts its ATen ops (ops_per_batch)
+                  = launch + other ops x t_op + conv ops x t_conv   otherwise, when the row counts its
+                                                     ATen ops (ops_per_batch, conv_ops_per_batch)
                   = DEFAULT_OVERHEAD_MS  otherwise        (a documented constant per target kind)
     latency_B(b)  = overhead_B + b x per_item_B;   p99_B(b) = latency_B(b) x p99_A(b) / p50_A(b)
 
@@ -21,8 +22,11 @@ Why ops x a per-op time across kinds: a CPU's fixed cost per batch says nothing
 about a GPU's, but the number of kernels a forward launches does, and GPU
 inference runs by CUDA-graph replay (planner/models/runner.py), where each
 kernel costs its minimum duration plus the gap to the next, a few microseconds,
-whatever the host. PER_OP_MS["gpu"] is calibrated on the H200 reference data
-at batch 1 and validated on the H100 (docs/profiler.md). Likewise a CPU's
+whatever the host, on top of one graph launch. A cuDNN convolution costs several
+times an elementwise or small GEMM kernel, so convolutions have their own time.
+The three GPU constants are fitted on the H200 reference data at batch 1
+(`python -m bench.estimator_calibration`), and the same fit on the H100 data
+gives the same constants within 4%, which is the check that the form is right. Likewise a CPU's
 fraction of its roofline says little about a GPU's (caches and vector units vs
 tensor cores and HBM): across kinds the target kind's typical fraction is used.
 
@@ -47,14 +51,18 @@ from planner.profiles import ProfileRow
 # small model through PyTorch eager launches tens of kernels at ~5-20 us each; 0.5 ms sits at the
 # H100 reference data's small-model floor (0.13-1.5 ms). TPU: XLA dispatch of one compiled program.
 DEFAULT_OVERHEAD_MS = {"gpu": 0.5, "tpu": 0.3, "cpu": 0.05}
-# Fixed cost per ATen op of a batch on a target of another kind (ms). GPU: median p50 / ops at batch 1
-# over the 12 model x precision pairs of profiles/reference/h200.csv (CUDA-graph replay): 4.3 us.
-PER_OP_MS = {"gpu": 0.0043}
+# Fixed cost of a batch on a target of another kind (ms): one graph launch, plus a time per ATen op
+# that launches work, plus a time per convolution. GPU: least squares (relative error) over the
+# 9 fp32/bf16/fp16 model pairs of profiles/reference/h200.csv at batch 1, CUDA-graph replay
+# (`python -m bench.estimator_calibration`; the H100 data gives 9.8 / 2.85 / 11.0 us).
+LAUNCH_MS = {"gpu": 0.0095}
+PER_OP_MS = {"gpu": 0.0027}
+PER_CONV_OP_MS = {"gpu": 0.0110}
 # Fraction of the roofline a GPU reaches per item, for a source of another kind: median of
 # roofline / per-item slope over the same 12 pairs of profiles/reference/h200.csv (0.04-0.39).
 KIND_EFFICIENCY = {"gpu": 0.2}
 # Validation error bounds (docs/profiler.md): same kind vs across kinds.
-UNCERTAINTY_PCT = {"same_kind": 20.0, "cross_kind": 70.0}  # mean error over all batch sizes, rounded up
+UNCERTAINTY_PCT = {"same_kind": 20.0, "cross_kind": 60.0}  # mean error over all batch sizes, rounded up
 _PEAK_KEY = {"fp32": "fp32", "bf16": "bf16", "fp16": "fp16", "int8": "int8"}
 
 
@@ -103,6 +111,11 @@ def roofline_ms_per_item(curve: BatchCurve, hardware: HardwareType, precision: s
     return max(compute_ms, memory_ms)
 
 
+def fixed_cost_ms(kind: str, ops: float, conv_ops: float) -> float:
+    """A batch's fixed cost on a device of `kind` from its op counts (the cross-kind overhead)."""
+    return LAUNCH_MS[kind] + (ops - conv_ops) * PER_OP_MS[kind] + conv_ops * PER_CONV_OP_MS[kind]
+
+
 def estimate_rows(measured: Sequence[ProfileRow], source: HardwareType, target: HardwareType,
                   batch_sizes: Iterable[int] | None = None, target_units: float = 1.0) -> list[ProfileRow]:
     """Estimated rows on `target` for one (model, precision, mode) measured on `source`.
@@ -134,8 +147,11 @@ def estimate_rows(measured: Sequence[ProfileRow], source: HardwareType, target: 
     if same_kind:
         overhead, overhead_note = curve.overhead_ms, ""
     elif ops and target.kind in PER_OP_MS:
-        overhead = ops * PER_OP_MS[target.kind]
-        overhead_note = f" ({ops:g} ops x {PER_OP_MS[target.kind] * 1e3:g} us per op on a {target.kind})"
+        convs = next((r.conv_ops_per_batch for r in rows if r.conv_ops_per_batch is not None), 0.0)
+        overhead = fixed_cost_ms(target.kind, ops, convs)
+        overhead_note = (f" (launch {LAUNCH_MS[target.kind] * 1e3:g} us + {ops - convs:g} ops x "
+                         f"{PER_OP_MS[target.kind] * 1e3:g} us + {convs:g} convolutions x "
+                         f"{PER_CONV_OP_MS[target.kind] * 1e3:g} us on a {target.kind})")
     else:
         overhead = DEFAULT_OVERHEAD_MS[target.kind]
         overhead_note = f" (default for {target.kind})"

@@ -34,7 +34,7 @@ import torch
 from planner.catalog import HardwareType
 from planner.errors import PlannerError, UnsupportedPrecision
 from planner.models import ModelSpec
-from planner.models.runner import count_device_ops, make_runner
+from planner.models.runner import OpCount, count_ops, make_runner
 from planner.models.precision import prepare_for_precision
 from planner.models.quality import measure_quality_loss
 from planner.profiles import ProfileRow, SkippedPoint
@@ -173,14 +173,15 @@ def profile_point(spec: ModelSpec, precision: str, batch_size: int, hardware: Ha
         achieved_gbps=eff.achieved_gbps, peak_fraction=eff.peak_fraction,
         device_fingerprint=prov.device_fingerprint, runtime_version=prov.runtime_version,
         framework_version=prov.framework_version, code_version=prov.code_version, mode="inference",
-        execution=execution.split(" ")[0], ops_per_batch=ops,
+        execution=execution.split(" ")[0], 
+        ops_per_batch=float(ops.ops) if ops else None, conv_ops_per_batch=float(ops.conv_ops) if ops else None,
     )
 
 
-def _count_ops(module: torch.nn.Module, batch: torch.Tensor) -> float | None:
+def _count_ops(module: torch.nn.Module, batch: torch.Tensor) -> OpCount | None:
     """ATen ops per forward, or None where the dispatch mode cannot trace the module."""
     try:
-        return float(count_device_ops(module, batch))
+        return count_ops(module, batch)
     except Exception:  # noqa: BLE001 - a count is optional metadata; the measurement goes on
         return None
 

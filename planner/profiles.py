@@ -75,7 +75,8 @@ class ProfileRow:
     mode: str = "inference"                 # inference | training_step
     # How the batch was executed (eager | cuda_graph | jax_jit); serving runs it the same way.
     execution: str = ""
-    ops_per_batch: float | None = None      # ATen ops per forward: the estimator's kernel-launch count
+    ops_per_batch: float | None = None      # ATen ops per forward that launch work: the estimator's kernel count
+    conv_ops_per_batch: float | None = None  # of which convolutions (several times an elementwise kernel's cost)
 
     @property
     def key(self) -> tuple[str, str, str, int, float, str]:
@@ -102,7 +103,7 @@ COLUMNS = tuple(f.name for f in fields(ProfileRow))
 _INT = {"batch_size", "samples"}
 _OPTIONAL_NUMBERS = {"latency_p90_ms", "samples", "latency_cv", "flops_per_item", "bytes_per_item",
                      "achieved_tflops", "achieved_gbps", "peak_fraction", "uncertainty_pct",
-                     "ops_per_batch"}
+                     "ops_per_batch", "conv_ops_per_batch"}
 _FLOAT = {"latency_p50_ms", "latency_p99_ms", "throughput_rps", "memory_gib", "energy_j_per_item",
           "quality_loss", "units_per_replica"} | (_OPTIONAL_NUMBERS - {"samples"})
 _DEFAULTS = {f.name: f.default for f in fields(ProfileRow) if f.name not in REQUIRED_COLUMNS}

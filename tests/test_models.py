@@ -273,13 +273,23 @@ def test_int8_gpu_recipe_quality_close_to_cpu_int8(specs: dict[str, ModelSpec]) 
 
 
 def test_op_count_sees_through_fused_attention(specs: dict[str, ModelSpec]) -> None:
-    from planner.models.runner import count_device_ops
+    from planner.models.runner import count_device_ops, count_ops
 
-    mlp, tf = specs["mlp_digits"], specs["transformer_small"]
-    assert count_device_ops(mlp.build().eval(), mlp.example_input(2)) >= 5  # 3 Linear + 2 ReLU
+    mlp, tf, resnet = specs["mlp_digits"], specs["transformer_small"], specs["resnet_small"]
+    assert count_device_ops(mlp.build().eval(), mlp.example_input(2)) == 5  # 3 Linear + 2 ReLU
     fast = torch.backends.mha.get_fastpath_enabled()
     assert count_device_ops(tf.build().eval(), tf.example_input(2)) > 20  # not the one fused op
     assert torch.backends.mha.get_fastpath_enabled() == fast
+    counted = count_ops(resnet.build().eval(), resnet.example_input(2))
+    assert counted.conv_ops == sum(isinstance(m, torch.nn.Conv2d) for m in resnet.build().modules())
+
+
+def test_op_count_skips_ops_that_launch_nothing() -> None:
+    from planner.models.runner import count_ops
+
+    # Eval-mode dropout hands its input back (no kernel); in-place ReLU returns its input but runs.
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Dropout(0.5), torch.nn.ReLU(inplace=True)).eval()
+    assert count_ops(model, torch.randn(2, 4)).ops == 2
 
 
 def test_runner_is_eager_on_cpu(specs: dict[str, ModelSpec]) -> None:

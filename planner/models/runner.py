@@ -18,6 +18,7 @@ the nearest captured bucket, as serving with a static max batch size does.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -29,20 +30,39 @@ CUDA_GRAPH = "cuda_graph"
 
 
 class _OpCounter(TorchDispatchMode):
-    """Counts the ATen ops of one forward that launch work (views only re-label memory)."""
+    """Counts the ATen ops of one forward that launch work, and how many of them are convolutions.
+
+    Not counted: views (they only re-label memory) and ops that hand back one of their inputs
+    untouched (``dropout`` in eval mode), which launch no kernel. Convolutions are counted apart
+    because a cuDNN convolution costs several times an elementwise kernel at small batch.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.ops = 0
+        self.conv_ops = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
-        if not getattr(func, "is_view", False) and func.namespace != "prim":
-            self.ops += 1
-        return func(*args, **(kwargs or {}))
+        out = func(*args, **(kwargs or {}))
+        if getattr(func, "is_view", False) or func.namespace == "prim":
+            return out
+        mutates = func._schema.is_mutable
+        if not mutates and isinstance(out, torch.Tensor) and any(out is a for a in args):
+            return out  # identity: nothing ran
+        self.ops += 1
+        if "conv" in func.__name__:
+            self.conv_ops += 1
+        return out
 
 
-def count_device_ops(module: nn.Module, batch: torch.Tensor) -> int:
-    """ATen ops one forward dispatches (non-view): a device-independent proxy for kernel launches.
+@dataclass(frozen=True)
+class OpCount:
+    ops: int        # ops that launch work (kernels on a GPU)
+    conv_ops: int   # of which convolutions
+
+
+def count_ops(module: nn.Module, batch: torch.Tensor) -> OpCount:
+    """ATen ops one forward dispatches that launch work: a device-independent proxy for kernel launches.
 
     The estimator uses it for the fixed cost of a batch on a GPU (ops x per-kernel time)
     when the measured source is a CPU, whose own fixed cost says nothing about a GPU's.
@@ -57,7 +77,12 @@ def count_device_ops(module: nn.Module, batch: torch.Tensor) -> int:
             module(batch)
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)
-    return counter.ops
+    return OpCount(counter.ops, counter.conv_ops)
+
+
+def count_device_ops(module: nn.Module, batch: torch.Tensor) -> int:
+    """Total ops that launch work (see count_ops)."""
+    return count_ops(module, batch).ops
 
 
 class CudaGraphRunner:
