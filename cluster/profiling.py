@@ -39,6 +39,7 @@ class ProfileOutcome:
     skipped: tuple[SkippedPoint, ...]
     error: str = ""
     cache_hits: int = 0
+    node_id: str = ""      # the Ray node it ran on ('' outside Ray): where the placement put it
 
     @property
     def skipped_batch_sizes(self) -> tuple[int, ...]:
@@ -49,11 +50,13 @@ def run_profile_job(job: ProfileJob, hardware: HardwareType, device: str,
                     budget: TimingBudget | None = None) -> ProfileOutcome:
     """The body of one task; plain Python so it also runs without Ray (e.g. on a GPU box)."""
     from planner.models import get_model
-    from planner.profiler import profile_grid
-
+    from planner.profiler import check_device_matches, profile_grid
     from planner.provenance import local_provenance
 
     try:
+        # First: a node that claims a GPU torch cannot see (a fake one, a broken driver) refuses
+        # here with the reason, before anything asks CUDA for device properties.
+        check_device_matches(hardware, device)
         spec = get_model(job.model)
         # Cache: a stored row counts only if it was taken on this very device with this framework.
         prov = local_provenance(device, job.threads)
@@ -72,17 +75,30 @@ def run_profile_job(job: ProfileJob, hardware: HardwareType, device: str,
         return ProfileOutcome(job, (), skipped, error=str(exc))
 
 
-def _task_options(hardware: HardwareType, threads: int) -> dict:
+def _task_options(hardware: HardwareType, threads: int, cpu_label_selector: dict[str, str] | None = None) -> dict:
+    """A whole GPU of the planned type, one TPU chip of its generation, or CPUs off accelerator nodes."""
     if hardware.kind == "cpu":
-        return {"num_cpus": threads, "num_gpus": 0}
+        options: dict = {"num_cpus": threads, "num_gpus": 0}
+        if cpu_label_selector:
+            options["label_selector"] = dict(cpu_label_selector)
+        return options
     if hardware.kind == "gpu":
         return {"num_cpus": 1, "num_gpus": 1, "accelerator_type": hardware.ray_accelerator_type}
-    return {"num_cpus": 1, "resources": {"TPU": 1}, "accelerator_type": hardware.ray_accelerator_type}
+    from cluster.tpu_profiling import tpu_task_options
+    return tpu_task_options(hardware, 1)
 
 
 def _remote_job(job: ProfileJob, hardware: HardwareType, budget: TimingBudget | None) -> ProfileOutcome:
-    device = "cpu" if hardware.kind == "cpu" else "cuda:0"
-    return run_profile_job(job, hardware, device, budget)
+    import dataclasses
+
+    import ray
+
+    if hardware.kind == "tpu":
+        from cluster.tpu_profiling import run_jax_profile_job
+        outcome = run_jax_profile_job(job, hardware, budget)
+    else:
+        outcome = run_profile_job(job, hardware, "cpu" if hardware.kind == "cpu" else "cuda:0", budget)
+    return dataclasses.replace(outcome, node_id=ray.get_runtime_context().get_node_id())
 
 
 def run_profile_jobs(jobs: Sequence[ProfileJob], catalog: Catalog,
@@ -98,7 +114,10 @@ def run_profile_jobs(jobs: Sequence[ProfileJob], catalog: Catalog,
 
     if not ray.is_initialized():
         raise ClusterError("Ray is not initialised. To fix: call cluster.runtime.ensure_ray() first")
+    from planner.inventory import cpu_only_label_selector
+
     remote = ray.remote(_remote_job)
+    selector = cpu_only_label_selector(ray.nodes())
     queue = list(jobs)
     pending: dict = {}
     outcomes: list[ProfileOutcome] = []
@@ -107,7 +126,8 @@ def run_profile_jobs(jobs: Sequence[ProfileJob], catalog: Catalog,
         while queue and len(pending) < limit:
             job = queue.pop(0)
             hardware = catalog.get(job.hardware)
-            ref = remote.options(**_task_options(hardware, job.threads), max_retries=1).remote(job, hardware, budget)
+            options = _task_options(hardware, job.threads, selector)
+            ref = remote.options(**options, max_retries=1).remote(job, hardware, budget)
             pending[ref] = job
         ready, _ = ray.wait(list(pending), num_returns=1)
         job = pending.pop(ready[0])

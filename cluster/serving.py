@@ -108,13 +108,21 @@ class SkippedWorkload:
     reason: str
 
 
-def deployment_options(w: WorkloadPlan, catalog: Catalog) -> dict[str, Any]:
-    """Serve options that carry the plan: replicas, replica size, placement and batching."""
+def deployment_options(w: WorkloadPlan, catalog: Catalog,
+                       cpu_label_selector: dict[str, str] | None = None) -> dict[str, Any]:
+    """Serve options that carry the plan: replicas, replica size, placement and batching.
+
+    GPU replicas ask for (a fraction of) a GPU of the planned accelerator type, TPU replicas
+    for whole chips of the planned generation; CPU replicas get `cpu_label_selector`
+    (planner.inventory.cpu_only_label_selector) so they stay off accelerator nodes.
+    """
     c = w.chosen
     hardware = catalog.get(c.hardware)
     from planner.packing import ACCELERATOR_REPLICA_CPUS
     actor: dict[str, Any] = ({"num_cpus": c.units_per_replica} if hardware.kind == "cpu"
                              else {"num_cpus": ACCELERATOR_REPLICA_CPUS})
+    if hardware.kind == "cpu" and cpu_label_selector:
+        actor["label_selector"] = dict(cpu_label_selector)
     if hardware.kind == "gpu":
         actor.update(num_gpus=c.units_per_replica, accelerator_type=hardware.ray_accelerator_type)
     elif hardware.kind == "tpu":
@@ -155,7 +163,10 @@ def deploy_plan(plan: Plan, catalog: Catalog, http_port: int = 8000,
 
     if not ray.is_initialized():
         raise ClusterError("Ray is not initialised. To fix: call cluster.runtime.ensure_ray() first")
+    from planner.inventory import cpu_only_label_selector
+
     resources = {k: float(v) for k, v in ray.cluster_resources().items()}
+    selector = cpu_only_label_selector(ray.nodes())
     serve.start(http_options={"host": host, "port": http_port})
     deployed, skipped = [], []
     for w in plan.workloads:
@@ -163,7 +174,7 @@ def deploy_plan(plan: Plan, catalog: Catalog, http_port: int = 8000,
         if reason:
             skipped.append(SkippedWorkload(w.name, reason))
             continue
-        options = deployment_options(w, catalog)
+        options = deployment_options(w, catalog, selector)
         device = "cpu" if catalog.get(w.chosen.hardware).kind == "cpu" else "cuda"
         app = ModelServer.options(**options).bind(w.model, w.chosen.precision,
                                                   int(max(1, w.chosen.units_per_replica)), device)

@@ -182,13 +182,17 @@ def deploy(plan: Plan | str | Path, catalog: Catalog | str | Path | None = None,
     if not the_plan.workloads:
         raise InputError("plan", the_plan.status, "the plan places no workload", "fix the plan's infeasibility first")
     cat = _catalog(catalog)
-    if serve_config_path is not None:
-        from cluster.serve_config import write_serve_config
-        write_serve_config(serve_config_path, the_plan, cat, http_port)
     # An embedded Ray gets as many logical CPUs as the plan's CPU replicas ask for, at least the machine's.
     cpu_units = sum(w.chosen.devices for w in the_plan.workloads if cat.get(w.chosen.hardware).kind == "cpu")
     import os
     ensure_ray(address, num_cpus=max(os.cpu_count() or 1, int(cpu_units + 0.999)))
+    if serve_config_path is not None:
+        import ray
+
+        from cluster.serve_config import write_serve_config
+        from planner.inventory import cpu_only_label_selector
+        # Written for the cluster it is connected to: CPU replicas kept off its accelerator nodes.
+        write_serve_config(serve_config_path, the_plan, cat, http_port, cpu_only_label_selector(ray.nodes()))
     if history is None:
         deployed, skipped = deploy_plan(the_plan, cat, http_port=http_port)
     else:

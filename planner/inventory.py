@@ -110,3 +110,25 @@ def inventory_from_nodes(nodes: Sequence[Mapping], catalog: Catalog, cpu_hardwar
         raise InputError("--inventory", "cluster", "the Ray cluster has no alive node with CPUs or accelerators",
                          "start the cluster's nodes, or use --inventory file|catalog")
     return ClusterInventory(counts, tuple(shapes))
+
+
+ACCELERATOR_LABEL = "ray.io/accelerator-type"
+
+
+def cpu_only_label_selector(nodes: Sequence[Mapping]) -> dict[str, str] | None:
+    """A Ray label selector that keeps CPU-only work off accelerator nodes, or None if it cannot.
+
+    Accelerator nodes carry the ``ray.io/accelerator-type`` label (Ray sets it on nodes with
+    GPUs/TPUs it detects; simulated nodes set it by hand). CPU work that lands there takes
+    CPUs an accelerator replica needs to be fed. Returns None when no alive node with CPUs
+    lacks the label (e.g. a laptop with a GPU: CPU work must then share) or when there is no
+    accelerator node at all (nothing to avoid).
+    """
+    alive = [n for n in nodes if n.get("Alive", True)]
+    kinds = sorted({str(n.get("Labels", {}).get(ACCELERATOR_LABEL)) for n in alive
+                    if n.get("Labels", {}).get(ACCELERATOR_LABEL)})
+    plain_cpu_nodes = [n for n in alive if n.get("Resources", {}).get("CPU")
+                       and not n.get("Labels", {}).get(ACCELERATOR_LABEL)]
+    if not kinds or not plain_cpu_nodes:
+        return None
+    return {ACCELERATOR_LABEL: f"!in({','.join(kinds)})"}
