@@ -31,13 +31,16 @@ METRICS_INTERVAL_MS = 1000
 
 
 def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> str:
-    """Attach to the cluster at `address`, or start an embedded local Ray; returns a description."""
+    """Attach to the cluster at `address` (or RAY_ADDRESS), else start an embedded local Ray; returns a description."""
     _quiet_env()
     import ray
 
     quiet_serve_logs()
     if ray.is_initialized():
         return "attached (already initialised)"
+    # Inside `ray job submit` the job supervisor sets RAY_ADDRESS: attach to that cluster,
+    # never start a second, embedded one beside it.
+    address = address or os.environ.get("RAY_ADDRESS") or None
     try:
         if address:
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)

@@ -53,6 +53,7 @@ class ProfileResult:
     points_measured: int
     cache_hits: int
     errors: tuple[str, ...] = ()
+    ray: str = ""                         # where it ran: "cluster at ..." or "embedded local Ray (...)"
 
     @property
     def points_skipped(self) -> int:
@@ -87,7 +88,7 @@ def profile(models: Sequence[str], precisions: Sequence[str] = ("fp32", "bf16"),
         raise InputError("--threads", threads, "must be >= 1", "give the vCPUs per CPU replica")
     the_store = ProfileStore(store) if store else None
     stored = [] if (the_store is None or force) else [r for r in the_store.rows() if r.hardware == hardware]
-    ensure_ray(address)
+    where = ensure_ray(address)
     jobs = [ProfileJob(m, p, hardware, tuple(batch_sizes), threads, max_batch_latency_ms,
                        cached=tuple(r for r in stored if r.model == m and r.precision == p and r.mode == "inference"
                                     and r.units_per_replica == (threads if cat.get(hardware).kind == "cpu" else 1)))
@@ -99,7 +100,8 @@ def profile(models: Sequence[str], precisions: Sequence[str] = ("fp32", "bf16"),
     if the_store is not None:
         the_store.add(rows, skipped)
     return ProfileResult(rows=rows, skipped=skipped, points_measured=len(rows) - hits, cache_hits=hits,
-                         errors=tuple(f"{o.job.model}/{o.job.precision}: {o.error}" for o in outcomes if o.error))
+                         errors=tuple(f"{o.job.model}/{o.job.precision}: {o.error}" for o in outcomes if o.error),
+                         ray=where)
 
 
 def plan(workloads: WorkloadSet | str | Path, profiles: Iterable[ProfileRow] | ProfileResult | str | Path,

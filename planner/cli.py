@@ -75,7 +75,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
             console.print(f"  {point.status}: {point.model} {point.precision} batch {point.batch_size}: {point.reason}")
     write_profiles_csv(args.out, result.rows)
     console.print(f"{result.points_measured} points measured, {result.cache_hits} from the store, "
-                  f"{result.points_skipped} skipped (of {result.points_total}) -> {args.out}")
+                  f"{result.points_skipped} skipped (of {result.points_total}) on {result.ray} -> {args.out}")
     if args.compare_to:
         return _compare(result.rows, args.compare_to)
     return 0
