@@ -106,11 +106,14 @@ def profile(models: Sequence[str], precisions: Sequence[str] = ("fp32", "bf16"),
 
 def plan(workloads: WorkloadSet | str | Path, profiles: Iterable[ProfileRow] | ProfileResult | str | Path,
          catalog: Catalog | str | Path | None = None, time_limit_s: float = 10.0,
-         num_workers: int = 2, inventory: str = "file", address: str | None = None) -> Plan:
+         num_workers: int = 2, inventory: str = "file", address: str | None = None,
+         serving_overhead_from: str | Path | None = None) -> Plan:
     """Choose hardware, precision, batch size and replicas per workload (never raises on infeasible).
 
     `inventory`: "file" (the workloads file's), "cluster" (the running Ray cluster's nodes, all
     owned; `address` to attach) or "catalog" (rent anything at catalog prices); planner/inventory.py.
+    `serving_overhead_from`: a verify.json; the serving-path overhead it measured replaces the
+    workloads file's assumed one (planner/feedback.py).
     """
     cat = _catalog(catalog)
     provenance: dict[str, object] = {"catalog": cat.source_path, "catalog_version": cat.version,
@@ -124,6 +127,13 @@ def plan(workloads: WorkloadSet | str | Path, profiles: Iterable[ProfileRow] | P
     provenance["profile_sources"] = sources
     workloads = served(_with_inventory(workloads, inventory, cat, address))
     provenance["inventory_source"] = inventory
+    if serving_overhead_from is not None:
+        from dataclasses import replace as _replace
+
+        from planner.feedback import read_overhead_feedback
+        feedback = read_overhead_feedback(serving_overhead_from, workloads.serving_overhead_ms)
+        workloads = _replace(workloads, serving_overhead_ms=round(feedback.implied_ms, 3))
+        provenance["serving_overhead"] = f"{feedback.describe()}, from {serving_overhead_from}"
     candidates = candidate_tables(workloads, rows, cat)
     return optimize(workloads, candidates, SolverSettings(time_limit_s=time_limit_s, num_workers=num_workers),
                     provenance)

@@ -169,7 +169,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from planner.views import print_plan
 
     plan = api.plan(args.workloads, args.profiles, catalog=args.catalog, time_limit_s=args.time_limit,
-                    inventory=args.inventory, address=args.address)
+                    inventory=args.inventory, address=args.address,
+                    serving_overhead_from=args.serving_overhead_from)
+    if args.serving_overhead_from:
+        console.print(f"fed back: {plan.provenance['serving_overhead']}")
     print_plan(console, plan)
     if args.explain:
         from planner.explain import explain_plan
@@ -371,6 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hardware to plan on: the workloads file's inventory, the running Ray cluster's "
                         "nodes (owned), or anything in the catalog (rented)")
     p.add_argument("--address", help="Ray cluster address for --inventory cluster (default: RAY_ADDRESS or auto)")
+    p.add_argument("--serving-overhead-from", metavar="VERIFY_JSON",
+                   help="plan with the serving-path overhead a `planner verify` run measured, not the assumed one")
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("schedule", help="schedule batch jobs into cheap or clean hours (CP-SAT)")

@@ -113,6 +113,7 @@ def run_demo(console: Console, out: Path, workloads_path: str | Path | None = No
             verification = api.verify(plan, deployment, duration_s=duration_s)
         write_verification(out / "verify.json", verification)
         print_verification(console, verification)
+        feedback_note = _feed_back(plan, workloads, planning_rows, catalog, out)
 
         # 6. Reports.
         for fmt in ("csv", "json"):
@@ -131,4 +132,30 @@ def run_demo(console: Console, out: Path, workloads_path: str | Path | None = No
                       + "; ".join(f"{w.name}: {w.notes}" for w in missed)
                       + ". The predicted p99 models each replica's queue but not the HTTP path's own queue "
                       "on shared cores (docs/optimization.md, http_proxies).")
+    if feedback_note:
+        console.print(feedback_note)
     return 0
+
+
+def _feed_back(plan, workloads, planning_rows, catalog, out: Path) -> str:
+    """Measured p99 off its prediction by > 25%: re-plan with the serving overhead verify measured.
+
+    Writes out/plan_feedback.json and returns what changed (the plan that is deployed stays
+    the one verified; the re-plan is what the next deploy should use).
+    """
+    from planner.feedback import read_overhead_feedback
+
+    feedback = read_overhead_feedback(out / "verify.json", workloads.serving_overhead_ms)
+    if not feedback.needed:
+        return ""
+    replan = api.plan(workloads, planning_rows, catalog=catalog, serving_overhead_from=out / "verify.json")
+    if not replan.ok:
+        return (f"fed back: {feedback.describe()}; with it, no plan meets every target "
+                f"({'; '.join(replan.infeasible)})")
+    write_plan(out / "plan_feedback.json", replan)
+    before = {w.name: w.chosen.describe() for w in plan.workloads}
+    changed = [f"{w.name}: {before.get(w.name)} -> {w.chosen.describe()}" for w in replan.workloads
+               if before.get(w.name) != w.chosen.describe()]
+    return (f"fed back: {feedback.describe()}. Re-planned with it -> {out}/plan_feedback.json: "
+            + ("; ".join(changed) if changed else "same configuration for every workload, all targets still hold")
+            + f" (${replan.objective_usd_per_hour:.2f}/h).")

@@ -1,0 +1,44 @@
+"""Verification fed back into the plan: the serving overhead verify measured replaces the assumed one."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from planner import api
+from planner.errors import InputError
+from planner.feedback import overhead_feedback, read_overhead_feedback
+
+
+def test_the_worst_gap_sets_the_overhead():
+    fb = overhead_feedback([{"name": "a", "p99_ms": 30.0, "predicted_p99_ms": 12.0},
+                            {"name": "b", "p99_ms": 14.0, "predicted_p99_ms": 13.0},
+                            {"name": "c", "p99_ms": None, "predicted_p99_ms": 5.0}], assumed_ms=10.0)
+    assert fb.implied_ms == pytest.approx(28.0) and fb.needed
+    assert "set by a" in fb.describe()
+    close = overhead_feedback([{"name": "b", "p99_ms": 14.0, "predicted_p99_ms": 13.0}], assumed_ms=10.0)
+    assert not close.needed and close.implied_ms == pytest.approx(11.0)
+
+
+def test_bad_verify_files_are_named(tmp_path):
+    with pytest.raises(InputError, match="not a verify.json"):
+        (tmp_path / "v.json").write_text("[]")
+        read_overhead_feedback(tmp_path / "v.json", 10.0)
+    with pytest.raises(InputError, match="no workload with a measured"):
+        (tmp_path / "v.json").write_text(json.dumps({"workloads": []}))
+        read_overhead_feedback(tmp_path / "v.json", 10.0)
+
+
+def test_replan_with_the_measured_overhead_predicts_what_was_measured(tmp_path):
+    data = "tests/data"
+    plan = api.plan(f"{data}/workloads_ok.yaml", f"{data}/profiles_small.csv")
+    chosen = plan.workloads[0]
+    measured = chosen.chosen.predicted_p99_ms + 7.5  # the serving path took 7.5 ms more than assumed
+    (tmp_path / "verify.json").write_text(json.dumps({"workloads": [
+        {"name": chosen.name, "p99_ms": measured, "predicted_p99_ms": chosen.chosen.predicted_p99_ms}]}))
+    replan = api.plan(f"{data}/workloads_ok.yaml", f"{data}/profiles_small.csv",
+                      serving_overhead_from=tmp_path / "verify.json")
+    again = next(w for w in replan.workloads if w.name == chosen.name)
+    assert again.chosen.describe() == chosen.chosen.describe()  # 7.5 ms more still fits its 40 ms target
+    assert again.chosen.predicted_p99_ms == pytest.approx(measured, rel=1e-6)
+    assert "measured" in replan.provenance["serving_overhead"]
