@@ -5,7 +5,7 @@
     plan = planner.plan("examples/workloads.yaml", rows)                          # CP-SAT
     deployment = planner.deploy(plan)                                             # Ray Serve
     result = planner.verify(plan, deployment, duration_s=10)                      # HTTP load
-    planner.report(plan, "csv", "out/cost_report.csv")
+    planner.report(plan, "all", "out/", verification="out/verify.json")    # cost_report.{csv,...,html,md}
 
 Ray is started (embedded, local) on first need unless an address is given.
 Heavy imports (torch, ray) happen inside the functions that need them, so
@@ -26,7 +26,6 @@ from planner.plan import Plan, read_plan
 from planner.planning import candidate_tables, served
 from planner.profiles import ProfileRow, SkippedPoint, read_profiles_csv
 from planner.timing import TimingBudget
-from planner.report import write_report
 from planner.verification import VerificationReport, summarise
 from planner.workloads import WorkloadSet, load_workloads
 
@@ -131,8 +130,8 @@ def plan(workloads: WorkloadSet | str | Path, profiles: Iterable[ProfileRow] | P
         from dataclasses import replace as _replace
 
         from planner.feedback import read_overhead_feedback
-        feedback = read_overhead_feedback(serving_overhead_from, workloads.serving_overhead_ms)
-        workloads = _replace(workloads, serving_overhead_ms=round(feedback.implied_ms, 3))
+        feedback = read_overhead_feedback(serving_overhead_from, workloads.p99_overhead_ms)
+        workloads = _replace(workloads, measured_overhead_ms=feedback.by_workload)
         provenance["serving_overhead"] = f"{feedback.describe()}, from {serving_overhead_from}"
     candidates = candidate_tables(workloads, rows, cat)
     return optimize(workloads, candidates, SolverSettings(time_limit_s=time_limit_s, num_workers=num_workers),
@@ -347,6 +346,86 @@ def _batch_counts(wait_s: float = 0.0) -> dict:
         return {}
 
 
-def report(plan: Plan | str | Path, fmt: str, out: str | Path) -> Path:
-    """Write the cost report (csv or json); returns the path written."""
-    return write_report(_as_plan(plan), fmt, out)
+def plan_comparisons(workloads: WorkloadSet | str | Path,
+                     profiles: Iterable[ProfileRow] | ProfileResult | str | Path,
+                     catalog: Catalog | str | Path | None = None, time_limit_s: float = 5.0,
+                     num_workers: int = 2) -> dict[str, float | None]:
+    """$/h of the plans a cost report compares with (bench/plan_quality.py builds the same two):
+
+    - the best single-hardware plan: every workload on one hardware type, the cheapest type that
+      fits the inventory (if none does, the cheapest rented freely, and the name says so);
+    - the all-fp32 plan: the optimizer with only fp32 allowed.
+    None where no such plan meets every target.
+    """
+    cat = _catalog(catalog)
+    workload_set, rows = _workloads_and_rows(workloads, profiles, cat)
+    workload_set = served(workload_set)
+    settings = SolverSettings(time_limit_s=time_limit_s, num_workers=num_workers)
+
+    def cost(ws: WorkloadSet, some_rows: list[ProfileRow]) -> float | None:
+        solved = optimize(ws, candidate_tables(ws, some_rows, cat), settings)
+        return solved.objective_usd_per_hour if solved.ok else None
+
+    hardware = sorted({r.hardware for r in rows if r.mode == "inference"})
+    singles = {hw: cost(workload_set, [r for r in rows if r.hardware == hw]) for hw in hardware}
+    note = ""
+    if not any(v is not None for v in singles.values()) and workload_set.inventory is not None:
+        rented = replace(workload_set, inventory=None, owned=frozenset())
+        singles = {hw: cost(rented, [r for r in rows if r.hardware == hw]) for hw in hardware}
+        note = ", rented beyond the inventory"
+    fitting = {hw: usd for hw, usd in singles.items() if usd is not None}
+    result: dict[str, float | None] = {}
+    if fitting:
+        best = min(fitting, key=lambda hw: fitting[hw])
+        result[f"best single hardware ({best}{note})"] = fitting[best]
+    else:
+        result["best single hardware"] = None
+    fp32 = replace(workload_set, workloads=tuple(replace(w, precisions=("fp32",)) for w in workload_set.workloads))
+    result["all fp32"] = cost(fp32, [r for r in rows if r.precision == "fp32"])
+    return result
+
+
+def cost_report(plan: Plan | str | Path, verification: VerificationReport | dict | str | Path | None = None,
+                comparisons: dict[str, float | None] | None = None, aggregate: str = "workload",
+                window_start: datetime | str | None = None, window_end: datetime | str | None = None):
+    """The cost report's content (planner/report.py), to render with planner.report_formats.render."""
+    from planner.report import build_report, read_verification
+    from planner.verification import verification_to_dict
+
+    source = "verify.json"
+    if isinstance(verification, (str, Path)):
+        source = str(verification)
+        verification = read_verification(verification)
+    elif isinstance(verification, VerificationReport):
+        verification = verification_to_dict(verification)
+    return build_report(_as_plan(plan), comparisons, verification, aggregate, window_start, window_end, source)
+
+
+def report(plan: Plan | str | Path, fmt: str, out: str | Path,
+           verification: VerificationReport | dict | str | Path | None = None,
+           workloads: WorkloadSet | str | Path | None = None,
+           profiles: Iterable[ProfileRow] | ProfileResult | str | Path | None = None,
+           catalog: Catalog | str | Path | None = None, comparisons: dict[str, float | None] | None = None,
+           aggregate: str = "workload", window_start: datetime | str | None = None,
+           window_end: datetime | str | None = None) -> Path:
+    """Write the cost report; returns the file written (for fmt "all": the folder of cost_report.<ext>).
+
+    fmt: csv | json | parquet | xlsx | html | md | all. `verification` (a verify.json or the
+    report verify returned) adds plan vs actual; `workloads` and `profiles` (those the plan was
+    made from) add the comparison with the best single-hardware and the all-fp32 plans, unless
+    `comparisons` ($/h by name) is given. Nothing is written if any part fails.
+    """
+    from planner.report_formats import ALL, check_format, write_all, write_report
+
+    check_format(fmt)
+    if comparisons is None and (workloads is None) != (profiles is None):
+        raise InputError("--workloads" if workloads is None else "--profiles", None,
+                         "comparisons need both the workloads and the profiles the plan was made from",
+                         "pass both --workloads and --profiles, or neither")
+    if comparisons is None and workloads is not None and profiles is not None:
+        comparisons = plan_comparisons(workloads, profiles, catalog)
+    content = cost_report(plan, verification, comparisons, aggregate, window_start, window_end)
+    if fmt == ALL:
+        write_all(content, out)
+        return Path(out)
+    return write_report(content, fmt, out)

@@ -115,7 +115,7 @@ class CandidateTable:
             profile_source=_source_label(row), feasible=bool(self.code[i] == FEASIBLE), reason=self.reason(i),
             energy_usd_per_hour=float(self.energy_usd[i]), carbon_g_per_hour=float(self.carbon_g[i]),
             objective_value=float(self.objective_value[i]), energy_unknown=bool(self.model.energy_unknown[i]),
-            model="" if row.model == self.workload.model else row.model)
+            model="" if row.model == self.workload.model else row.model, energy_source=row.energy_source)
 
     def pareto_feasible(self, coefficient: np.ndarray) -> list[int]:
         """Feasible indices not dominated on (devices, coefficient) within their hardware type."""
@@ -182,8 +182,11 @@ def enumerate_tables(workloads: Iterable[Workload], rows: Sequence[ProfileRow], 
                      inventory: Mapping[str, int] | None, max_utilization: float,
                      serving_overhead_ms: float = DEFAULT_SERVING_OVERHEAD_MS,
                      electricity: Electricity = Electricity(), objective: str = "cost",
-                     needs_energy: bool | None = None, queueing: bool = True) -> dict[str, CandidateTable]:
+                     needs_energy: bool | None = None, queueing: bool = True,
+                     measured_overhead_ms: Mapping[str, float] | None = None) -> dict[str, CandidateTable]:
+    """`measured_overhead_ms`: per-workload serving overhead measured by verify, over the default."""
     workloads = tuple(workloads)
+    measured_overhead_ms = measured_overhead_ms or {}
     by_model: dict[str, list[ProfileRow]] = {}
     for row in rows:
         if row.mode == "inference":
@@ -196,6 +199,7 @@ def enumerate_tables(workloads: Iterable[Workload], rows: Sequence[ProfileRow], 
     tables = {}
     for w in workloads:
         model = models.get((w.model, w.variants) if w.variants else w.model) or empty or ModelRows.build([], catalog)
-        tables[w.name] = evaluate_table(w, model, inventory, max_utilization, serving_overhead_ms, electricity,
+        tables[w.name] = evaluate_table(w, model, inventory, max_utilization,
+                                        measured_overhead_ms.get(w.name, serving_overhead_ms), electricity,
                                         objective, needs_energy, queueing)
     return tables

@@ -43,6 +43,7 @@ class Candidate:
     objective_value: float = 0.0       # in the objective's units: $/h, W, gCO2e/h
     energy_unknown: bool = False       # power_w/carbon leave this configuration's energy out: nobody knows it
     model: str = ""                    # a variant serving the workload; "" = the workload's own model
+    energy_source: str = ""            # the profile row's energy_source: "measured: rapl ...", "estimated ..."
 
     def describe(self) -> str:
         variant = f"{self.model} " if self.model else ""
@@ -142,7 +143,7 @@ def evaluate_candidate(workload: Workload, row: ProfileRow, catalog: Catalog,
         usd_per_hour=usd, power_w=power_w, quality_loss=row.quality_loss, memory_gib=row.memory_gib,
         profile_source=_source_label(row), feasible=not reason, reason=reason, energy_usd_per_hour=energy_usd,
         carbon_g_per_hour=carbon_g, objective_value=value, energy_unknown=energy_unknown(row),
-        model="" if row.model == workload.model else row.model)
+        model="" if row.model == workload.model else row.model, energy_source=row.energy_source)
 
 
 def workload_rows(workload: Workload, by_model: Mapping[str, Sequence[ProfileRow]]) -> list[ProfileRow]:

@@ -313,8 +313,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from planner import api
 
-    path = api.report(args.plan, args.format, args.out)
-    console.print(f"{args.format} cost report written to {path}")
+    path = api.report(args.plan, args.format, args.out, verification=args.verify, workloads=args.workloads,
+                      profiles=args.profiles, catalog=args.catalog, aggregate=args.aggregate,
+                      window_start=args.window_start, window_end=args.window_end)
+    what = "cost reports (csv, json, parquet, xlsx, html, md)" if args.format == "all" else f"{args.format} cost report"
+    console.print(f"{what} written to {path}")
     return 0
 
 
@@ -323,6 +326,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     return run_demo(console, Path(args.out), workloads_path=args.workloads, duration_s=args.duration,
                     quick=args.quick, http_port=args.port, use_reference=not args.cpu_only)
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    """Serve the Streamlit planning UI (ui/app.py); replaces this process with `streamlit run`."""
+    import importlib.util
+    import os
+
+    spec = importlib.util.find_spec("ui")
+    folder = Path(spec.origin).parent if spec and spec.origin else Path(__file__).resolve().parent.parent / "ui"
+    app = folder / "app.py"
+    if not app.is_file():
+        raise PlannerError(f"the planning UI is not installed ({app} is missing). To fix: install the project "
+                           "with `pip install -e .` from the repository")
+    command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
+               "--server.address", args.host, "--server.headless", "true", "--browser.gatherUsageStats", "false",
+               "--client.toolbarMode", "minimal"]
+    console.print(f"planning UI on http://{args.host}:{args.port} (Ctrl-C to stop)")
+    sys.stdout.flush()
+    os.execv(sys.executable, command)  # signals (Ctrl-C, a test's terminate) then reach Streamlit itself
+    return 0  # not reached
 
 
 def _serve_target_args(p: argparse.ArgumentParser) -> None:
@@ -430,8 +453,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="write a cost report")
     p.add_argument("plan")
-    p.add_argument("--format", default="csv", choices=["csv", "json"])
-    p.add_argument("--out", required=True)
+    p.add_argument("--format", default="csv", help="csv | json | parquet | xlsx | html | md | all (default csv)")
+    p.add_argument("--out", required=True, help="the file; with --format all, a folder for cost_report.<ext>")
+    p.add_argument("--verify", metavar="VERIFY_JSON", help="add plan vs actual from a `planner verify` run")
+    p.add_argument("--workloads", help="with --profiles: compare with the best single-hardware and all-fp32 plans")
+    p.add_argument("--profiles", help="the profiles the plan was made from (with --workloads)")
+    p.add_argument("--catalog")
+    p.add_argument("--aggregate", default="workload", help="allocate costs by workload | team | hardware")
+    p.add_argument("--window-start", help="allocation window start, ISO 8601 (default: the plan's created_at)")
+    p.add_argument("--window-end", help="allocation window end, ISO 8601 (default: start + 730 hours)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("demo", help="profile -> plan -> deploy -> verify -> report, on an embedded Ray")
@@ -442,6 +472,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, help="Serve HTTP port")
     p.add_argument("--cpu-only", action="store_true", help="plan only with this CPU's measurements")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("ui", help="serve the planning UI (Streamlit) in a browser")
+    p.add_argument("--port", type=int, default=8501, help="HTTP port of the UI")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    p.set_defaults(func=cmd_ui)
     return parser
 
 

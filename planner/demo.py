@@ -115,14 +115,16 @@ def run_demo(console: Console, out: Path, workloads_path: str | Path | None = No
         print_verification(console, verification)
         feedback_note = _feed_back(plan, workloads, planning_rows, catalog, out)
 
-        # 6. Reports.
-        for fmt in ("csv", "json"):
-            api.report(plan, fmt, out / f"cost_report.{fmt}")
+        # 6. Reports: every format, with plan vs actual and the plans this one is compared with.
+        with console.status("cost reports: pricing the best single-hardware and all-fp32 plans"):
+            comparisons = api.plan_comparisons(workloads, planning_rows, catalog=catalog)
+            api.report(plan, "all", out, verification=verification, comparisons=comparisons)
+        console.print(_report_totals_line(out, plan.objective_usd_per_hour, comparisons))
     finally:
         with console.status("stopping Serve and Ray"):
             shutdown_ray()
-    console.print(f"wrote {out}/plan.json, serve_config.yaml, profiles.csv, verify.json, cost_report.csv, "
-                  "cost_report.json "
+    console.print(f"wrote {out}/plan.json, serve_config.yaml, profiles.csv, verify.json, "
+                  "cost_report.{csv,json,parquet,xlsx,html,md} "
                   f"in {time.perf_counter() - started:.0f}s")
     missed = [w for w in verification.workloads if not w.passed]
     if missed:
@@ -137,6 +139,20 @@ def run_demo(console: Console, out: Path, workloads_path: str | Path | None = No
     return 0
 
 
+def _report_totals_line(out: Path, plan_usd_per_hour: float, comparisons: dict) -> str:
+    """One line: the total each report file states (read back from the files), and whether they agree."""
+    from planner.report import FORMATS
+    from planner.report_formats import STEM, read_back_totals
+
+    totals = read_back_totals(out / f"{STEM}.{fmt}" for fmt in FORMATS)
+    agree = len(totals) == len(FORMATS) and all(abs(t - plan_usd_per_hour) < 1e-4 for t in totals.values())
+    against = "; ".join(f"{name}: " + ("no feasible plan" if usd is None else f"${usd:.4f}/h")
+                        for name, usd in comparisons.items())
+    verdict = "agree" if agree else f"DISAGREE ({totals})"
+    return (f"cost reports -> {out}/{STEM}.{{{','.join(FORMATS)}}}: totals read back from all {len(totals)} files "
+            f"{verdict} at ${plan_usd_per_hour:.4f}/h (${plan_usd_per_hour * 730:,.2f}/month); against {against}")
+
+
 def _feed_back(plan, workloads, planning_rows, catalog, out: Path) -> str:
     """Measured p99 off its prediction by > 25%: re-plan with the serving overhead verify measured.
 
@@ -145,7 +161,7 @@ def _feed_back(plan, workloads, planning_rows, catalog, out: Path) -> str:
     """
     from planner.feedback import read_overhead_feedback
 
-    feedback = read_overhead_feedback(out / "verify.json", workloads.serving_overhead_ms)
+    feedback = read_overhead_feedback(out / "verify.json", workloads.p99_overhead_ms)
     if not feedback.needed:
         return ""
     replan = api.plan(workloads, planning_rows, catalog=catalog, serving_overhead_from=out / "verify.json")

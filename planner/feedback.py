@@ -5,12 +5,13 @@ The latency model adds one constant per request for the serving path
 path's own queue). `planner verify` measures p99 under the plan's load. The
 gap between measured and predicted p99 is what the model missed; since the
 replica side (batch formation, queueing per replica, batch p99) is modelled from
-measured profiles, the gap is charged to the serving path:
+measured profiles, the gap is charged to the serving path of that workload:
 
-    implied overhead = assumed overhead + (measured p99 - predicted p99)
+    measured overhead(w) = assumed overhead + (measured p99(w) - predicted p99(w))
 
-per verified workload; the largest is fed back (every target must hold, so the
-worst workload's path sets it). A re-plan with it predicts what was measured.
+A re-plan uses it for the verified workloads only: a workload that was not
+deployed where verify ran (e.g. on a GPU this machine lacks) keeps the assumed
+overhead, since nothing was measured about its path.
 """
 from __future__ import annotations
 
@@ -27,8 +28,12 @@ TOLERANCE = 0.25
 @dataclass(frozen=True)
 class OverheadFeedback:
     assumed_ms: float
-    implied_ms: float                              # the overhead to plan with from now on
-    per_workload: tuple[tuple[str, float, float, float], ...]   # (name, measured p99, predicted p99, implied)
+    per_workload: tuple[tuple[str, float, float, float], ...]   # (name, measured p99, predicted p99, overhead)
+
+    @property
+    def by_workload(self) -> dict[str, float]:
+        """The measured serving overhead per verified workload (what a re-plan uses)."""
+        return {name: round(overhead, 3) for name, _, _, overhead in self.per_workload}
 
     @property
     def needed(self) -> bool:
@@ -37,10 +42,9 @@ class OverheadFeedback:
                    if predicted > 0)
 
     def describe(self) -> str:
-        worst = max(self.per_workload, key=lambda w: w[3])
-        return (f"serving path measured at {self.implied_ms:.1f} ms per request at p99 (assumed "
-                f"{self.assumed_ms:g} ms; set by {worst[0]}: p99 {worst[1]:.1f} ms measured vs {worst[2]:.1f} ms "
-                f"predicted)")
+        parts = ", ".join(f"{name} {overhead:.1f} ms (p99 {measured:.1f} measured vs {predicted:.1f} predicted)"
+                          for name, measured, predicted, overhead in self.per_workload)
+        return f"serving path overhead measured per workload (assumed {self.assumed_ms:g} ms): {parts}"
 
 
 def overhead_feedback(verified: Iterable[Mapping], assumed_ms: float) -> OverheadFeedback:
@@ -55,7 +59,7 @@ def overhead_feedback(verified: Iterable[Mapping], assumed_ms: float) -> Overhea
     if not per_workload:
         raise InputError("verify.workloads", 0, "no workload with a measured and a predicted p99",
                          "run `planner verify` with load that completes requests, then feed its JSON back")
-    return OverheadFeedback(assumed_ms, max(w[3] for w in per_workload), tuple(per_workload))
+    return OverheadFeedback(assumed_ms, tuple(per_workload))
 
 
 def read_overhead_feedback(path: str | Path, assumed_ms: float) -> OverheadFeedback:

@@ -369,7 +369,7 @@ def optimize(workload_set: WorkloadSet, candidates: Mapping[str, CandidateSource
                                       qps_target=w.demand_rps,
                                       p99_ms_target=w.p99_ms, chosen=chosen[w.name],
                                       alternatives=tuple(alternatives[w.name]), autoscaling=scaling,
-                                      placement=placements.get(w.name, ())))
+                                      placement=placements.get(w.name, ()), labels=w.labels))
     devices_by_hw: dict[str, float] = {}
     for c in chosen.values():
         devices_by_hw[c.hardware] = devices_by_hw.get(c.hardware, 0.0) + c.devices

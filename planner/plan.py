@@ -32,6 +32,7 @@ class WorkloadPlan:
     alternatives: tuple[Candidate, ...]
     autoscaling: "Autoscaling | None" = None   # with an hourly demand curve (planner/autoscaling.py)
     placement: tuple[tuple[str, int], ...] = ()  # (node id, replicas) on a live cluster (planner/packing.py)
+    labels: tuple[tuple[str, str], ...] = ()     # the workload's labels, e.g. (("team", "search"),)
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ class Plan:
 _CHOSEN_FIELDS = ("hardware", "precision", "batch_size", "replicas", "devices", "unit", "units_per_replica",
                   "predicted_p99_ms", "predicted_throughput_rps", "usd_per_hour", "batch_wait_timeout_ms",
                   "power_w", "quality_loss", "memory_gib", "profile_source", "energy_usd_per_hour",
-                  "carbon_g_per_hour", "objective_value", "energy_unknown")
+                  "carbon_g_per_hour", "objective_value", "energy_unknown", "energy_source")
 _ALTERNATIVE_FIELDS = ("hardware", "precision", "batch_size", "replicas", "devices", "units_per_replica",
                        "predicted_p99_ms", "usd_per_hour", "feasible", "reason")
 
@@ -95,6 +96,8 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             "cheaper_rejected": [{"configuration": a.description, "usd_per_hour": _round(a.usd_per_hour),
                                   "reason": a.note} for a in e.cheaper_rejected]}
         entry["alternatives"] = [{k: _round(getattr(c, k)) for k in _ALTERNATIVE_FIELDS} for c in w.alternatives]
+        if w.labels:
+            entry["labels"] = dict(w.labels)
         if w.placement:
             entry["placement"] = [{"node_id": node, "replicas": n} for node, n in w.placement]
         if w.autoscaling is not None:
@@ -133,7 +136,8 @@ def _candidate_from(entry: Mapping[str, Any], workload: str, where: str) -> Cand
     defaults = {f.name: None for f in fields(Candidate)}
     values: dict[str, Any] = {**defaults, "workload": workload, "feasible": True, "reason": "", "unit": "",
                               "batch_wait_timeout_ms": 0.0, "power_w": 0.0, "quality_loss": 0.0,
-                              "memory_gib": 0.0, "profile_source": "", "predicted_throughput_rps": 0.0}
+                              "memory_gib": 0.0, "profile_source": "", "predicted_throughput_rps": 0.0,
+                              "energy_source": ""}
     required = _CHOSEN_FIELDS[:5] + ("predicted_p99_ms", "usd_per_hour")
     for key in required:
         if key not in entry:
@@ -154,6 +158,14 @@ def _autoscaling_from(entry: Mapping[str, Any] | None) -> "Autoscaling | None":
                        float(entry["peak_provisioned_day_usd"]))
 
 
+def _labels_from(entry: Any, where: str) -> tuple[tuple[str, str], ...]:
+    if entry is None:
+        return ()
+    if not isinstance(entry, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in entry.items()):
+        raise InputError(where, entry, "labels must map strings to strings", 'write e.g. "labels": {"team": "search"}')
+    return tuple(entry.items())
+
+
 def plan_from_dict(data: Mapping[str, Any], source: str = "plan.json") -> Plan:
     try:
         workloads = []
@@ -168,6 +180,7 @@ def plan_from_dict(data: Mapping[str, Any], source: str = "plan.json") -> Plan:
                                           autoscaling=_autoscaling_from(entry.get("autoscaling")),
                                           placement=tuple((p["node_id"], int(p["replicas"]))
                                                           for p in entry.get("placement", ())),
+                                          labels=_labels_from(entry.get("labels"), f"{where}.labels"),
                                           chosen=chosen, alternatives=alternatives))
         return Plan(status=data["status"], objective=data.get("objective", "cost"),
                     objective_usd_per_hour=float(data["objective_usd_per_hour"]),

@@ -42,4 +42,4 @@ def candidate_tables(workloads: WorkloadSet, rows: Sequence[ProfileRow],
     needs_energy = workloads.objective in ENERGY_OBJECTIVES or workloads.max_wall_power_w is not None
     return enumerate_tables(workloads.workloads, rows, priced, workloads.inventory, workloads.max_utilization,
                             workloads.p99_overhead_ms, workloads.electricity, workloads.objective, needs_energy,
-                            workloads.queueing)
+                            workloads.queueing, workloads.measured_overhead_ms)

@@ -207,13 +207,13 @@ def profiles_to_csv_text(rows: Sequence[ProfileRow]) -> str:
     return buffer.getvalue()
 
 
-def write_atomically(path: str | Path, text: str) -> Path:
-    """Write a file so readers see the old content or the new one, never half of it."""
+def write_atomically(path: str | Path, text: str | bytes) -> Path:
+    """Write a file (text, or bytes for binary formats) so readers see the old content or the new one, never half."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as fh:
+        with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as fh:
             fh.write(text)
         os.replace(tmp, path)
     except BaseException:

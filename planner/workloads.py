@@ -21,6 +21,7 @@ A workload file is YAML::
         precisions: [fp32, bf16]
         max_quality_loss: 0.01
         min_replicas: 1
+        labels: {team: search}   # optional: cost reports allocate by it (`planner report --aggregate team`)
       - name: nightly-embed
         model: transformer_small
         kind: batch
@@ -88,6 +89,8 @@ class Workload:
     # Other models that may serve it (a distilled or pruned variant), with the quality each loses at
     # fp32 against `model` at fp32 on the same calibration set, as the team measured it.
     variants: tuple[tuple[str, float], ...] = ()
+    # Free-form string labels, e.g. (("team", "search"),): cost reports allocate by them (`--aggregate team`).
+    labels: tuple[tuple[str, str], ...] = ()
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -123,6 +126,9 @@ class WorkloadSet:
     budget_usd_per_hour: float | None = None     # cap on the plan's $/h (with any objective)
     max_wall_power_w: float | None = None        # cap on power x PUE (set by the Pareto sweep)
     source_path: str = ""
+    # Serving-path overhead per workload as `planner verify` measured it (planner/feedback.py);
+    # replaces p99_overhead_ms for those workloads.
+    measured_overhead_ms: Mapping[str, float] = field(default_factory=dict)
     by_name: Mapping[str, Workload] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -164,6 +170,7 @@ class _WorkloadModel(BaseModel):
     precisions: list[Literal["fp32", "bf16", "fp16", "int8"]] = Field(default_factory=lambda: ["fp32"], min_length=1)
     max_quality_loss: float = Field(default=0.0, ge=0)
     min_replicas: int = Field(default=1, ge=1)
+    labels: dict[Annotated[str, Field(min_length=1)], str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _kind_fields(self) -> "_WorkloadModel":
@@ -340,7 +347,8 @@ def parse_workloads(raw: object, source: str = "<workloads>", *,
                  max_quality_loss=w.max_quality_loss, min_replicas=w.min_replicas, qps=w.qps,
                  p99_ms=w.p99_ms, items=w.items, deadline_h=w.deadline_h, release_h=w.release_h or 0.0,
                  qps_hourly=tuple(w.qps_hourly or ()), steps=w.steps, samples_per_step=w.samples_per_step,
-                 variants=tuple((v.model, v.quality_loss) for v in w.variants))
+                 variants=tuple((v.model, v.quality_loss) for v in w.variants),
+                 labels=tuple(w.labels.items()))
         for w in parsed.workloads)
     return WorkloadSet(workloads=workloads, objective=parsed.objective, max_utilization=parsed.max_utilization,
                        inventory=counts if parsed.inventory is not None else None, owned=frozenset(owned),

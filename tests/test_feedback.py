@@ -10,14 +10,13 @@ from planner.errors import InputError
 from planner.feedback import overhead_feedback, read_overhead_feedback
 
 
-def test_the_worst_gap_sets_the_overhead():
+def test_each_verified_workload_gets_its_measured_overhead():
     fb = overhead_feedback([{"name": "a", "p99_ms": 30.0, "predicted_p99_ms": 12.0},
                             {"name": "b", "p99_ms": 14.0, "predicted_p99_ms": 13.0},
                             {"name": "c", "p99_ms": None, "predicted_p99_ms": 5.0}], assumed_ms=10.0)
-    assert fb.implied_ms == pytest.approx(28.0) and fb.needed
-    assert "set by a" in fb.describe()
+    assert fb.by_workload == {"a": pytest.approx(28.0), "b": pytest.approx(11.0)} and fb.needed
     close = overhead_feedback([{"name": "b", "p99_ms": 14.0, "predicted_p99_ms": 13.0}], assumed_ms=10.0)
-    assert not close.needed and close.implied_ms == pytest.approx(11.0)
+    assert not close.needed
 
 
 def test_bad_verify_files_are_named(tmp_path):
@@ -38,7 +37,9 @@ def test_replan_with_the_measured_overhead_predicts_what_was_measured(tmp_path):
         {"name": chosen.name, "p99_ms": measured, "predicted_p99_ms": chosen.chosen.predicted_p99_ms}]}))
     replan = api.plan(f"{data}/workloads_ok.yaml", f"{data}/profiles_small.csv",
                       serving_overhead_from=tmp_path / "verify.json")
-    again = next(w for w in replan.workloads if w.name == chosen.name)
-    assert again.chosen.describe() == chosen.chosen.describe()  # 7.5 ms more still fits its 40 ms target
-    assert again.chosen.predicted_p99_ms == pytest.approx(measured, rel=1e-6)
+    again = {w.name: w for w in replan.workloads}
+    assert again[chosen.name].chosen.describe() == chosen.chosen.describe()  # 7.5 ms more still fits its target
+    assert again[chosen.name].chosen.predicted_p99_ms == pytest.approx(measured, rel=1e-3)
+    for w in plan.workloads[1:]:  # not verified: nothing measured about their path, prediction unchanged
+        assert again[w.name].chosen.predicted_p99_ms == pytest.approx(w.chosen.predicted_p99_ms)
     assert "measured" in replan.provenance["serving_overhead"]
