@@ -113,7 +113,14 @@ def run_demo(console: Console, out: Path, workloads_path: str | Path | None = No
             verification = api.verify(plan, deployment, duration_s=duration_s)
         write_verification(out / "verify.json", verification)
         print_verification(console, verification)
-        feedback_note = _feed_back(plan, workloads, planning_rows, catalog, out)
+        feedback_note, replan = _feed_back(plan, workloads, planning_rows, catalog, out)
+        if replan is not None:
+            # Closing the loop: a second load window, judged against the re-plan's predictions
+            # (measured on the same deployment: the re-plan kept every deployed configuration).
+            with console.status(f"verifying the fed-back predictions: {duration_s:g}s per workload"):
+                second = api.verify(replan, deployment, duration_s=duration_s)
+            write_verification(out / "verify_feedback.json", second)
+            feedback_note += " " + _prediction_error_line(second)
 
         # 6. Reports: every format, with plan vs actual and the plans this one is compared with.
         with console.status("cost reports: pricing the best single-hardware and all-fp32 plans"):
@@ -153,25 +160,36 @@ def _report_totals_line(out: Path, plan_usd_per_hour: float, comparisons: dict) 
             f"{verdict} at ${plan_usd_per_hour:.4f}/h (${plan_usd_per_hour * 730:,.2f}/month); against {against}")
 
 
-def _feed_back(plan, workloads, planning_rows, catalog, out: Path) -> str:
+def _prediction_error_line(verification) -> str:
+    ratios = [f"{w.name} {w.p99_ms / w.predicted_p99_ms:.2f}" for w in verification.workloads
+              if w.p99_ms is not None and w.predicted_p99_ms > 0]
+    return (f"Second window against the fed-back predictions (-> verify_feedback.json): measured/predicted "
+            f"p99 {', '.join(ratios)}.")
+
+
+def _feed_back(plan, workloads, planning_rows, catalog, out: Path):
     """Measured p99 off its prediction by > 25%: re-plan with the serving overhead verify measured.
 
-    Writes out/plan_feedback.json and returns what changed (the plan that is deployed stays
-    the one verified; the re-plan is what the next deploy should use).
+    Writes out/plan_feedback.json and returns (what changed, the re-plan if every deployed
+    workload kept its configuration, so the running deployment can be judged against it).
     """
     from planner.feedback import read_overhead_feedback
 
     feedback = read_overhead_feedback(out / "verify.json", workloads.p99_overhead_ms)
     if not feedback.needed:
-        return ""
+        return "", None
     replan = api.plan(workloads, planning_rows, catalog=catalog, serving_overhead_from=out / "verify.json")
     if not replan.ok:
         return (f"fed back: {feedback.describe()}; with it, no plan meets every target "
-                f"({'; '.join(replan.infeasible)})")
+                f"({'; '.join(replan.infeasible)})"), None
     write_plan(out / "plan_feedback.json", replan)
     before = {w.name: w.chosen.describe() for w in plan.workloads}
     changed = [f"{w.name}: {before.get(w.name)} -> {w.chosen.describe()}" for w in replan.workloads
                if before.get(w.name) != w.chosen.describe()]
-    return (f"fed back: {feedback.describe()}. Re-planned with it -> {out}/plan_feedback.json: "
+    verified = set(feedback.by_workload)
+    keeps_deployment = not any(w.name in verified and before.get(w.name) != w.chosen.describe()
+                               for w in replan.workloads)
+    note = (f"fed back: {feedback.describe()}. Re-planned with it -> {out}/plan_feedback.json: "
             + ("; ".join(changed) if changed else "same configuration for every workload, all targets still hold")
             + f" (${replan.objective_usd_per_hour:.2f}/h).")
+    return note, (replan if keeps_deployment else None)
