@@ -164,6 +164,20 @@ def test_report_bytes_parse_for_the_text_formats(catalog) -> None:
         assert plan_view.report_bytes(plan, fmt), fmt
 
 
+def test_reports_carry_plan_vs_actual_once_verified(catalog) -> None:
+    from planner import api
+
+    plan = api.plan(REPO / "tests" / "data" / "workloads_ok.yaml", REPO / "tests" / "data" / "profiles_small.csv",
+                    time_limit_s=2.0)
+    w = plan.workloads[0]
+    measured = {"workloads": [{"name": w.name, "qps_target": w.qps_target, "throughput_rps": w.qps_target,
+                               "p50_ms": 5.0, "p99_ms": 12.0, "predicted_p99_ms": w.chosen.predicted_p99_ms,
+                               "errors": 0, "pass": True}]}
+    assert not json.loads(plan_view.report_bytes(plan, "json"))["plan_vs_actual"]["workloads"]
+    actual = json.loads(plan_view.report_bytes(plan, "json", measured))["plan_vs_actual"]["workloads"]
+    assert actual[0]["name"] == w.name and actual[0]["measured_p99_ms"] == 12.0
+
+
 def test_a_bad_profiles_csv_names_the_cell(catalog) -> None:
     from planner.errors import InputError
     from ui import profiles_view

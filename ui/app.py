@@ -335,6 +335,7 @@ def deploy_page(plan: Plan | None) -> None:
                 st.write(f"not deployed here: {name}: {reason}")
             status.update(label="Driving load...")
             st.session_state["verification"] = api.verify(plan, deployment, duration_s=float(duration))
+            st.session_state["verified_plan"] = plan  # a later re-plan must not borrow these measurements
             status.update(label="Verified", state="complete")
     result = st.session_state.get("verification")
     if result is not None:
@@ -351,11 +352,15 @@ def reports_page(plan: Plan | None) -> None:
     if plan is None or not plan.workloads:
         st.info("Make a plan on the Plan page first.")
         return
-    st.caption("Costs per workload, per hardware type and in total, in every format `planner report` writes.")
+    verification = (st.session_state.get("verification")
+                    if st.session_state.get("verified_plan") is plan else None)
+    st.caption("Costs per workload, per hardware type and in total, in every format `planner report` writes"
+               + (", with plan vs actual from the last verification." if verification
+                  else "; deploy and verify the plan to add plan vs actual."))
     formats = plan_view.report_formats()
     for column, fmt in zip(st.columns(len(formats) + 1), formats):
         try:
-            data = plan_view.report_bytes(plan, fmt)
+            data = plan_view.report_bytes(plan, fmt, verification)
         except Exception as exc:  # noqa: BLE001 - one format failing (e.g. a missing writer) spares the others
             column.warning(f"{fmt}: {exc}")
             continue

@@ -142,10 +142,13 @@ def report_formats() -> tuple[str, ...]:
     return tuple(report.FORMATS)
 
 
-def report_bytes(plan: Plan, fmt: str) -> bytes:
-    """The cost report in one format, rendered by `planner.api.report` exactly as the CLI writes it."""
+def report_bytes(plan: Plan, fmt: str, verification=None) -> bytes:
+    """The cost report in one format, rendered by `planner.api.report` exactly as the CLI writes it.
+
+    With `verification` (what the Deploy and verify page measured), the report has plan vs actual.
+    """
     from planner import api
 
     with tempfile.TemporaryDirectory(prefix="planner-ui-") as folder:
-        written = api.report(plan, fmt, Path(folder) / f"cost_report.{fmt}")
+        written = api.report(plan, fmt, Path(folder) / f"cost_report.{fmt}", verification=verification)
         return Path(written).read_bytes()
