@@ -29,6 +29,8 @@ TOLERANCE = 0.25
 class OverheadFeedback:
     assumed_ms: float
     per_workload: tuple[tuple[str, float, float, float], ...]   # (name, measured p99, predicted p99, overhead)
+    # (name, low, high) of the measured p99's 95% interval, when verify.json has it (high None: unbounded)
+    intervals: tuple[tuple[str, float | None, float | None], ...] = ()
 
     @property
     def by_workload(self) -> dict[str, float]:
@@ -37,9 +39,22 @@ class OverheadFeedback:
 
     @property
     def needed(self) -> bool:
-        """Some workload's measured p99 is off its prediction by more than the tolerance."""
-        return any(abs(measured / predicted - 1.0) > TOLERANCE for _, measured, predicted, _ in self.per_workload
-                   if predicted > 0)
+        """Some workload's p99 is off its prediction by more than the tolerance, beyond sampling doubt.
+
+        With a confidence interval for the measured p99, "off" means the whole interval lies
+        outside prediction +- tolerance; a short window whose interval still admits the
+        prediction is no evidence against it.
+        """
+        interval = {name: (low, high) for name, low, high in self.intervals}
+        for name, measured, predicted, _ in self.per_workload:
+            if predicted <= 0:
+                continue
+            low, high = interval.get(name, (measured, measured))
+            too_slow = low is not None and low > predicted * (1.0 + TOLERANCE)
+            too_fast = high is not None and high < predicted * (1.0 - TOLERANCE)
+            if too_slow or too_fast:
+                return True
+        return False
 
     def describe(self) -> str:
         parts = ", ".join(f"{name} {overhead:.1f} ms (p99 {measured:.1f} measured vs {predicted:.1f} predicted)"
@@ -49,17 +64,19 @@ class OverheadFeedback:
 
 def overhead_feedback(verified: Iterable[Mapping], assumed_ms: float) -> OverheadFeedback:
     """From verify.json's workloads (name, p99_ms, predicted_p99_ms) and the overhead the plan assumed."""
-    per_workload = []
+    per_workload, intervals = [], []
     for w in verified:
         measured, predicted = w.get("p99_ms"), w.get("predicted_p99_ms")
         if measured is None or predicted is None or predicted <= 0:
             continue  # nothing completed, or nothing predicted: no evidence either way
         implied = max(0.0, assumed_ms + float(measured) - float(predicted))
         per_workload.append((str(w["name"]), float(measured), float(predicted), implied))
+        if "p99_ci_low_ms" in w:
+            intervals.append((str(w["name"]), w.get("p99_ci_low_ms"), w.get("p99_ci_high_ms")))
     if not per_workload:
         raise InputError("verify.workloads", 0, "no workload with a measured and a predicted p99",
                          "run `planner verify` with load that completes requests, then feed its JSON back")
-    return OverheadFeedback(assumed_ms, tuple(per_workload))
+    return OverheadFeedback(assumed_ms, tuple(per_workload), tuple(intervals))
 
 
 def read_overhead_feedback(path: str | Path, assumed_ms: float) -> OverheadFeedback:

@@ -6,6 +6,7 @@ turns them into verify.json's rows and the pass/fail verdict.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -17,6 +18,36 @@ from planner.profiles import write_atomically
 # Offered Poisson load fluctuates: over a short window the achieved rate may fall
 # a few percent short of the target without the server being at fault.
 THROUGHPUT_TOLERANCE = 0.10
+
+
+def quantile_confidence_interval(samples: Sequence[float], q: float = 0.99,
+                                 confidence: float = 0.95) -> tuple[float | None, float | None]:
+    """Distribution-free interval for the q-quantile from order statistics (binomial).
+
+    The number of samples below the true quantile is Binomial(n, q); the interval is
+    [x_(l), x_(u)] with l, u the binomial's (1-c)/2 and (1+c)/2 points. An end is None
+    when n is too small to bound it: at n = 64, no sample bounds p99 from above (its
+    upper end lies beyond the largest), which is what a short window at low qps gives.
+    """
+    n = len(samples)
+    if n == 0:
+        return None, None
+    ordered = sorted(samples)
+    tail = (1.0 - confidence) / 2.0
+    cdf, lower_rank, upper_rank = 0.0, None, None
+    log_n_factorial, log_q, log_not_q = math.lgamma(n + 1), math.log(q), math.log1p(-q)
+    for k in range(n + 1):
+        # Binomial pmf in log space: math.comb(n, k) overflows a float for n in the thousands.
+        cdf += math.exp(log_n_factorial - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+                        + k * log_q + (n - k) * log_not_q)
+        if lower_rank is None and cdf > tail:
+            lower_rank = k          # P(B <= k) > tail: x_(k) (1-based) bounds the quantile from below
+        if cdf >= 1.0 - tail:
+            upper_rank = k + 1      # P(B <= k) >= 1 - tail: x_(k+1) bounds it from above
+            break
+    lower = ordered[lower_rank - 1] if lower_rank and lower_rank >= 1 else None
+    upper = ordered[upper_rank - 1] if upper_rank is not None and upper_rank <= n else None
+    return lower, upper
 
 
 @dataclass(frozen=True)
@@ -39,6 +70,9 @@ class WorkloadVerification:
     # histogram bucket's upper edge: exact for sizes 1 and 2, an upper bound above. None: unavailable.
     mean_batch_size: float | None = None
     batches: int | None = None
+    # 95% distribution-free interval for the true p99 from this window's sample (None: unbounded).
+    p99_ci_low_ms: float | None = None
+    p99_ci_high_ms: float | None = None
 
     def as_json(self) -> dict:
         data = asdict(self)
@@ -68,6 +102,7 @@ def summarise(name: str, url: str, qps_target: float, duration_s: float, latenci
     throughput = completed / window_s if window_s > 0 else 0.0
     p50 = float(np.percentile(latencies_ms, 50)) if completed else None
     p99 = float(np.percentile(latencies_ms, 99)) if completed else None
+    low, high = quantile_confidence_interval(latencies_ms, 0.99)
     problems = []
     if errors:
         problems.append(f"{errors} failed requests ({'; '.join(error_samples[:2])})")
@@ -80,7 +115,8 @@ def summarise(name: str, url: str, qps_target: float, duration_s: float, latenci
     return WorkloadVerification(name=name, url=url, qps_target=qps_target, duration_s=duration_s,
                                 requests=completed + errors, throughput_rps=throughput, p50_ms=p50, p99_ms=p99,
                                 p99_ms_target=p99_ms_target, predicted_p99_ms=predicted_p99_ms, errors=errors,
-                                passed=not problems, notes="; ".join(problems))
+                                passed=not problems, notes="; ".join(problems),
+                                p99_ci_low_ms=low, p99_ci_high_ms=high)
 
 
 def verification_to_dict(report: VerificationReport) -> dict:

@@ -51,14 +51,16 @@ def print_plan(console: Console, plan: Plan) -> None:
 
 def print_verification(console: Console, result: VerificationReport) -> None:
     table = Table(title=f"Verification ({result.source})", title_justify="left")
-    for col in ("workload", "qps target", "achieved rps", "p50 (ms)", "p99 (ms)", "p99 pred (ms)",
+    for col in ("workload", "qps target", "achieved rps", "p50 (ms)", "p99 (ms) [95% CI]**", "p99 pred (ms)",
                 "p99 target (ms)", "batch (planned / mean seen*)", "errors", "pass"):
         table.add_column(col)
 
     def ms(v: float | None) -> str:
         return "-" if v is None else f"{v:.1f}"
     for w in result.workloads:
-        table.add_row(w.name, f"{w.qps_target:.1f}", f"{w.throughput_rps:.1f}", ms(w.p50_ms), ms(w.p99_ms),
+        interval = f" [{ms(w.p99_ci_low_ms)}, {'unbounded' if w.p99_ci_high_ms is None else ms(w.p99_ci_high_ms)}]"
+        table.add_row(w.name, f"{w.qps_target:.1f}", f"{w.throughput_rps:.1f}", ms(w.p50_ms),
+                      ms(w.p99_ms) + (interval if w.p99_ms is not None else ""),
                       ms(w.predicted_p99_ms), ms(w.p99_ms_target),
                       f"{w.planned_batch_size or '-'} / {'-' if w.mean_batch_size is None else f'{w.mean_batch_size:.2f}'}",
                       str(w.errors),
@@ -66,6 +68,8 @@ def print_verification(console: Console, result: VerificationReport) -> None:
     console.print(table)
     console.print("  * mean batch size measured by Serve (ray_serve_actual_batch_size), each batch at its bucket's "
                   "upper edge: exact for sizes 1-2, an upper bound above")
+    console.print("  ** where the true p99 lies with 95% confidence, from this window's requests (order statistics); "
+                  "'unbounded' above: too few requests for any of them to bound p99 (fewer than ~300)")
     for name, reason in result.skipped:
         console.print(f"  not deployed here: {name}: {reason}")
 

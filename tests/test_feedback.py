@@ -19,6 +19,22 @@ def test_each_verified_workload_gets_its_measured_overhead():
     assert not close.needed
 
 
+def test_a_window_too_short_to_bound_p99_is_no_evidence_against_the_prediction():
+    short = [{"name": "a", "p99_ms": 30.0, "predicted_p99_ms": 20.0, "p99_ci_low_ms": 18.0, "p99_ci_high_ms": None}]
+    assert not overhead_feedback(short, assumed_ms=10.0).needed      # 20 ms is inside [18, unbounded)
+    clear = [{"name": "a", "p99_ms": 30.0, "predicted_p99_ms": 20.0, "p99_ci_low_ms": 27.0, "p99_ci_high_ms": 33.0}]
+    assert overhead_feedback(clear, assumed_ms=10.0).needed          # the whole interval is > 25 ms
+
+
+def test_p99_interval_from_order_statistics():
+    from planner.verification import quantile_confidence_interval
+
+    low, high = quantile_confidence_interval([float(i) for i in range(1, 1001)], 0.99)
+    assert 980 <= low < 990 < high <= 1000  # ranks around Binomial(1000, 0.99)'s mean 990, sd 3.1
+    assert quantile_confidence_interval([float(i) for i in range(64)], 0.99)[1] is None  # cannot bound it above
+    assert quantile_confidence_interval([], 0.99) == (None, None)
+
+
 def test_bad_verify_files_are_named(tmp_path):
     with pytest.raises(InputError, match="not a verify.json"):
         (tmp_path / "v.json").write_text("[]")
