@@ -168,6 +168,7 @@ def deploy_plan(plan: Plan, catalog: Catalog, http_port: int = 8000,
     resources = {k: float(v) for k, v in ray.cluster_resources().items()}
     selector = cpu_only_label_selector(ray.nodes())
     serve.start(http_options={"host": host, "port": http_port})
+    _check_http_port(http_port)
     deployed, skipped = [], []
     for w in plan.workloads:
         reason = locally_deployable(w, catalog, resources)
@@ -185,6 +186,20 @@ def deploy_plan(plan: Plan, catalog: Catalog, http_port: int = 8000,
         deployed.append(DeployedWorkload(w.name, f"/{w.name}", f"http://{host}:{http_port}/{w.name}",
                                          w.chosen.replicas))
     return deployed, skipped
+
+
+def _check_http_port(requested: int) -> None:
+    """Serve's HTTP options are fixed when it first starts on a cluster; a later deploy asking for
+    another port would hand out URLs nobody listens on. Say so instead."""
+    try:
+        from ray.serve.context import _get_global_client  # private, but the only way to read the live config
+        actual = _get_global_client().http_config.port
+    except Exception:  # noqa: BLE001 - without the check the deploy still works; the URLs may be wrong
+        return
+    if actual != requested:
+        raise ClusterError(f"Ray Serve already runs on this cluster with HTTP on port {actual}, not {requested}. "
+                           f"To fix: deploy with --port {actual} (Serve keeps the port it started with), "
+                           "or shut Serve down first (serve shutdown)")
 
 
 def health_check(deployed: list[DeployedWorkload], bodies: dict[str, bytes], timeout_s: float = 30.0) -> None:

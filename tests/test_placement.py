@@ -138,3 +138,16 @@ def test_serve_config_carries_the_placement_and_passes_rays_schema():
     assert actors["on-h100"]["num_gpus"] == 0.25 and actors["on-h100"]["accelerator_type"] == "H100"
     assert actors["on-tpu"]["resources"] == {"TPU": 4} and actors["on-tpu"]["accelerator_type"] == "TPU-V5LITEPOD"
     assert "label_selector" not in actors["on-h100"]
+
+
+def test_a_deploy_on_another_port_than_the_running_serve_is_refused(hetero_cluster):
+    from ray import serve
+
+    from cluster.serving import deploy_plan
+    from planner.errors import ClusterError
+    from planner.plan import Plan
+
+    serve.start(http_options={"host": "127.0.0.1", "port": 8124})  # as the tests above left it
+    plan = Plan("OPTIMAL", "cost", 1.0, 1.0, 100.0, 0.1, (_workload("cpu-only", "cpu-x86", "vcpu", 1, 1),))
+    with pytest.raises(ClusterError, match="port 8124.*--port 8124"):
+        deploy_plan(plan, load_catalog(), http_port=8125)
