@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import requests
@@ -190,9 +191,12 @@ def test_watch_flags_live_demand_above_the_plan(deployed):
 
     plan, deployment = deployed
     body = json.dumps({"inputs": get_model("mlp_digits").example_input(1)[0].tolist()}).encode()
-    load = threading.Thread(target=drive, args=([(deployment.urls["digits"], body, 120.0)], 5.0))
+    # The load outlasts the window on both sides: it needs a moment to start (warm-up requests), and
+    # Serve's counters reach the metrics endpoint up to a report interval (1 s) late.
+    load = threading.Thread(target=drive, args=([(deployment.urls["digits"], body, 120.0)], 8.0))
     load.start()
     try:
+        time.sleep(1.5)
         findings = api.watch(plan, window_s=4.0)
     finally:
         load.join()
