@@ -183,13 +183,19 @@ def test_deploy_history_rolls_back_a_failed_deploy_and_on_request(deployed, cata
 
 
 def test_watch_flags_live_demand_above_the_plan(deployed):
-    """Real traffic at 3x the planned qps, read back from Serve's own HTTP metrics."""
+    """Real traffic far above the planned qps, read back from Serve's own HTTP metrics."""
     import threading
 
     from cluster.loadgen import drive
     from planner.models import get_model
 
     plan, deployment = deployed
+    # Judged against a plan for 10 qps: the offered 120 qps is 12x that, so even a CPU-starved
+    # 2-vCPU run that serves a fraction of it is well above the plan (at 40 qps planned, a slow
+    # full-suite run once served < 48 qps and read as latency drift only).
+    from dataclasses import replace
+    plan = replace(plan, workloads=tuple(replace(w, qps_target=10.0) if w.name == "digits" else w
+                                         for w in plan.workloads))
     body = json.dumps({"inputs": get_model("mlp_digits").example_input(1)[0].tolist()}).encode()
     # The load outlasts the window on both sides: it needs a moment to start (warm-up requests), and
     # Serve's counters reach the metrics endpoint up to a report interval (1 s) late.
