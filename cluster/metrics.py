@@ -91,13 +91,18 @@ def _node_metric_texts(timeout_s: float) -> list[str]:
     return texts
 
 
+def _summed_over_nodes(parse, timeout_s: float) -> dict:
+    """One parser's per-application values from every node's metrics, added up (values support +)."""
+    total: dict = {}
+    for text in _node_metric_texts(timeout_s):
+        for app, value in parse(text).items():
+            total[app] = total[app] + value if app in total else value
+    return total
+
+
 def scrape_batch_counts(timeout_s: float = 5.0) -> dict[str, BatchCounts]:
     """Batch-size buckets per application, summed over every node of the cluster."""
-    total: dict[str, BatchCounts] = {}
-    for text in _node_metric_texts(timeout_s):
-        for app, c in parse_batch_counts(text).items():
-            total[app] = total[app] + c if app in total else c
-    return total
+    return _summed_over_nodes(parse_batch_counts, timeout_s)
 
 HTTP_LATENCY_METRIC = "ray_serve_http_request_latency_ms"
 
@@ -151,8 +156,4 @@ def parse_http_windows(text: str) -> dict[str, HttpWindow]:
 
 def scrape_http_windows(timeout_s: float = 5.0) -> dict[str, HttpWindow]:
     """HTTP latency buckets and errors per application, summed over every node of the cluster."""
-    total: dict[str, HttpWindow] = {}
-    for text in _node_metric_texts(timeout_s):
-        for app, w in parse_http_windows(text).items():
-            total[app] = total[app] + w if app in total else w
-    return total
+    return _summed_over_nodes(parse_http_windows, timeout_s)

@@ -81,15 +81,10 @@ def overhead_feedback(verified: Iterable[Mapping], assumed_ms: float) -> Overhea
 
 def read_overhead_feedback(path: str | Path, assumed_ms: float) -> OverheadFeedback:
     """`planner plan --serving-overhead-from verify.json`: the feedback from a verification file."""
-    import json
+    from planner.report import read_verification
 
-    try:
-        data = json.loads(Path(path).read_text())
-        workloads = data["workloads"]
-    except FileNotFoundError:
-        raise InputError("--serving-overhead-from", str(path), "file not found",
-                         "give the verify.json written by `planner verify --out`") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InputError("--serving-overhead-from", str(path), f"not a verify.json ({exc})",
-                         "give the verify.json written by `planner verify --out`") from None
+    workloads = read_verification(path, "--serving-overhead-from").get("workloads")
+    if not isinstance(workloads, list):
+        raise InputError("--serving-overhead-from", str(path), "not a verify.json (no workloads list)",
+                         "give the verify.json written by `planner verify --out`")
     return overhead_feedback(workloads, assumed_ms)

@@ -289,20 +289,20 @@ def actuals_from(verification: Mapping[str, Any], source: str = "verify.json") -
     return tuple(out)
 
 
-def read_verification(path: str | Path) -> dict[str, Any]:
-    """verify.json as a dict; InputError when it cannot be read."""
+def read_verification(path: str | Path, flag: str = "--verify") -> dict[str, Any]:
+    """verify.json as a dict; InputError naming `flag` when it cannot be read."""
     path = Path(path)
     if not path.is_file():
-        raise InputError("--verify", str(path), "file not found",
-                         "pass a verify.json written by `planner verify`, or leave --verify out")
+        raise InputError(flag, str(path), "file not found",
+                         f"pass a verify.json written by `planner verify`, or leave {flag} out")
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         where = f"line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else "bytes"
-        raise InputError("--verify", f"{path} ({where})", "not valid JSON",
+        raise InputError(flag, f"{path} ({where})", "not valid JSON",
                          "pass a verify.json written by `planner verify`") from None
     if not isinstance(data, dict):
-        raise InputError("--verify", str(path), "expected a JSON object with a workloads list",
+        raise InputError(flag, str(path), "not a verify.json: expected a JSON object with a workloads list",
                          "pass a verify.json written by `planner verify`")
     return data
 
