@@ -64,7 +64,26 @@ def test_http_inference_returns_the_models_prediction(deployed):
     assert max(range(10), key=body["outputs"].__getitem__) == int(y[0])
 
 
+def test_binary_body_gets_the_same_prediction_as_json(deployed):
+    from planner.models import get_model
+    x, _ = get_model("mlp_digits").calibration()
+    url = f"http://127.0.0.1:{PORT}/digits"
+    as_json = requests.post(url, json={"inputs": x[0].tolist()}, timeout=30).json()["outputs"]
+    resp = requests.post(url, data=x[0].numpy().astype("<f4").tobytes(), timeout=30,
+                         headers={"Content-Type": "application/octet-stream"})
+    assert resp.status_code == 200
+    assert resp.json()["outputs"] == pytest.approx(as_json, rel=1e-6)
+
+
+def test_binary_body_of_the_wrong_size_names_the_expected_bytes(deployed):
+    resp = requests.post(f"http://127.0.0.1:{PORT}/digits", data=b"\0" * 100, timeout=30,
+                         headers={"Content-Type": "application/octet-stream"})
+    assert resp.status_code == 422
+    assert "expects 256" in resp.json()["error"] and "tobytes" in resp.json()["fix"]
+
+
 @pytest.mark.parametrize("payload, status, needle", [
+    (json.dumps({"inputs": [[0.0] * 64, [0.0] * 3]}), 400, "could not read inputs"),
     (json.dumps({"inputs": [0.0] * 63}), 422, "expects [64]"),
     ("not json", 400, "could not read inputs"),
     (json.dumps({"x": 1}), 400, "could not read inputs"),
