@@ -1,21 +1,40 @@
 """What does Serve cost? Deployed throughput at saturation over the profiler's raw throughput.
 
-One configuration (default resnet_small fp32, batch 8, one 1-vCPU replica):
-the profiler's items/s for it (the model alone, in-process), then the same
-model deployed on Serve with max_batch_size 8, saturated closed-loop by many
-concurrent callers, (a) through a DeploymentHandle (Serve's router, queue,
-batching and replica; no HTTP) and (b) over HTTP through the proxy.
+One configuration (default resnet_small fp32, batch 8, one 1-vCPU replica),
+deployed exactly as `planner deploy` deploys it (cluster.serving.ModelServer
+with the options of cluster.serving.replica_options, on an embedded Ray started
+by cluster.runtime.ensure_ray, so with the product's Serve fast-path settings),
+saturated closed-loop by many concurrent callers through a DeploymentHandle
+(Serve's router, queue, batching and replica; no HTTP), and once over HTTP
+through the proxy (JSON bodies, then raw-bytes bodies).
+
+Paired windows. On a shared VM the speed of a core drifts by 20-30% within
+seconds, so one raw figure against one served figure measures the drift as
+much as Serve. The bench alternates, on the replica's own core and in the
+replica's own process: profiler point (planner.profiler.profile_point, the
+figure the planner plans with), saturated serving window, profiler point, ...
+and judges each serving window against the mean of the two profiler points
+around it. The ratio printed is the median over the windows.
+
+Where the rest goes: each window also reads the replica process's CPU time
+(getrusage in the replica), so "replica CPU per request" minus the profiler's
+time per item is Serve's per-request cost on the replica's core. The floor
+(--floor, default on) deploys the same replica with the model swapped for a
+precomputed output: its saturated rate is what Serve's per-request path alone
+allows on one core, and model / (model + floor) is the highest ratio any
+deployment of single-item requests through Serve could reach here.
 
 Cores (--pin, the default on machines with 2+ cores): the replica gets a core
 of its own (its reserved vCPU, as on a cluster where clients run elsewhere) and
-the load generator and Ray's system processes share the others; the raw figure
-is taken on that same core. Without pinning, on a 2-vCPU machine the callers
-(Serve's router runs in the caller, ~1 core at saturation) take CPU from the
-replica, and the ratio measures the load generator as much as Serve.
+the load generator and Ray's system processes share the others.
 
-    python -m bench.serving_overhead [--model resnet_small] [--batch 8] [--seconds 8] [--port 8126] [--no-pin]
+    python -m bench.serving_overhead [--model resnet_small] [--batch 8] [--windows 5] [--seconds 4]
+                                     [--no-pin] [--no-floor] [--compare-serve-defaults]
 
-Last line: {"ratio": handle items/s / raw items/s, "http_ratio": ..., "raw_rps": ..., "handle_rps": ..., "http_rps": ...}
+--compare-serve-defaults runs everything twice, with the fast-path settings
+(cluster.runtime.SERVE_FAST_PATH_ENV) and with Serve's own defaults, side by side.
+
+Last line: {"ratio": median handle/raw, "ratios": [...], "http_ratio": ..., "floor_rps": ..., ...}
 """
 from __future__ import annotations
 
@@ -23,6 +42,7 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -47,13 +67,15 @@ def _saturate_handle(handle, item, seconds: float, concurrency: int) -> float:
     return done / (time.perf_counter() - started)
 
 
-def _saturate_http(url: str, body: dict, seconds: float, concurrency: int) -> float:
+def _saturate_http(url: str, body: bytes, content_type: str, seconds: float, concurrency: int) -> float:
+    """Closed-loop HTTP callers; the body is serialised once, so the callers' core is not spent on JSON."""
     deadline = time.perf_counter() + seconds
+    headers = {"Content-Type": content_type}
 
     def caller() -> int:
         n, session = 0, requests.Session()
         while time.perf_counter() < deadline:
-            if session.post(url, json=body, timeout=30).status_code == 200:
+            if session.post(url, data=body, headers=headers, timeout=30).status_code == 200:
                 n += 1
         return n
 
@@ -86,77 +108,210 @@ def _ray_processes() -> list[int]:
     return pids
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="resnet_small")
-    parser.add_argument("--precision", default="fp32")
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=8.0)
-    parser.add_argument("--port", type=int, default=8126)
-    parser.add_argument("--pin", action=argparse.BooleanOptionalAction, default=(os.cpu_count() or 1) >= 2,
-                        help="give the replica a core of its own (default on 2+ cores)")
-    args = parser.parse_args(argv)
-    all_cores = os.sched_getaffinity(0)
-    replica_core = {max(all_cores)}
-    others = (all_cores - replica_core) or all_cores
-
+def _measurable_server():
     from ray import serve
 
-    from cluster.runtime import ensure_ray, shutdown_ray
     from cluster.serving import ModelServer
     from planner.catalog import load_catalog
     from planner.models import get_model
-    from planner.profiler import profile_point
 
     @serve.deployment
-    class PinnableServer(ModelServer.func_or_class):
-        """The production replica, plus a way to move it onto a core of its own."""
+    class MeasurableServer(ModelServer.func_or_class):
+        """The production replica, plus a way onto a core of its own, its CPU clock and the profiler in place."""
+
+        def __init__(self, *args, floor: bool = False):
+            super().__init__(*args)
+            self._floor = floor
+
+        def _make_runner(self, max_batch_size: int):
+            run, execution = super()._make_runner(max_batch_size)
+            if not getattr(self, "_floor", False):
+                return run, execution
+            # The floor: every step of the request path but the model (stack, cast, tolist stay).
+            out = run(self._example_item.unsqueeze(0))
+            return (lambda batch: out.expand(batch.shape[0], *out.shape[1:])), "none (floor)"
 
         def pin(self, cores: list[int]) -> int:
             _pin_process(os.getpid(), set(cores))
             return os.getpid()
 
+        def cpu_s(self) -> float:
+            import resource
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            return usage.ru_utime + usage.ru_stime
+
+        def profile_here(self, batch: int) -> float:
+            from planner.profiler import profile_point
+            row = profile_point(get_model(self.model_name), self.precision, batch, load_catalog().get("cpu-x86"),
+                                threads=1, quality_loss=0.0, energy_window_s=0.1)
+            return row.throughput_rps
+
+    return MeasurableServer
+
+
+def measure(args, replica_core: set[int], others: set[int], label: str) -> dict:
+    """One embedded Ray: paired profiler/serving windows, HTTP, and the floor."""
+    from ray import serve
+
+    from cluster.runtime import ensure_ray, shutdown_ray
+    from cluster.serving import BINARY_CONTENT_TYPE, replica_options
+    from planner.catalog import load_catalog
+    from planner.models import get_model
+
+    server = _measurable_server()
     spec = get_model(args.model)
-    if args.pin:
-        _pin_process(os.getpid(), replica_core)  # raw: the model alone, on the core the replica will get
-    raw = profile_point(spec, args.precision, args.batch, load_catalog().get("cpu-x86"), threads=1).throughput_rps
-    print(f"raw (profiler, in-process, 1 thread{', core ' + str(min(replica_core)) if args.pin else ''}): "
-          f"{raw:.1f} items/s at batch {args.batch}", flush=True)
-    if args.pin:
-        _pin_process(os.getpid(), others)
+    # Saturated, a replica never waits for a partial batch; 10 ms only bounds the warm-up's.
+    options = {"num_replicas": 1,
+               **replica_options(load_catalog().get("cpu-x86"), 1, args.batch, batch_wait_timeout_ms=10.0)}
     ensure_ray(num_cpus=4)
+    result: dict = {"label": label}
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": args.port})
-        app = PinnableServer.options(name="overhead", num_replicas=1, max_ongoing_requests=4 * args.batch,
-                                  ray_actor_options={"num_cpus": 1},
-                                  user_config={"max_batch_size": args.batch, "batch_wait_timeout_s": 0.01}
-                                  ).bind(args.model, args.precision, 1, "cpu")
-        handle = serve.run(app, name="overhead", route_prefix="/overhead", blocking=False)
-        if args.pin:
-            replica_pid = handle.pin.remote(sorted(replica_core)).result(timeout_s=60)
-            for pid in _ray_processes():
-                if pid != replica_pid:
-                    _pin_process(pid, others)
-            print(f"pinned: replica (pid {replica_pid}) on core {min(replica_core)}; callers and Ray's system "
-                  f"processes on cores {sorted(others)}", flush=True)
+
+        def start(name: str, floor: bool):
+            app = server.options(name=name, **options).bind(args.model, args.precision, 1, "cpu", floor=floor)
+            handle = serve.run(app, name=name, route_prefix=f"/{name}", blocking=False)
+            if args.pin:
+                replica_pid = handle.pin.remote(sorted(replica_core)).result(timeout_s=60)
+                for pid in _ray_processes():
+                    if pid != replica_pid:
+                        _pin_process(pid, others)
+            return handle
+
+        handle = start("overhead", floor=False)
+        print(f"[{label}] deployment options (as planner deploy): {json.dumps(options)}", flush=True)
         item = spec.example_input(1)[0]
-        _saturate_handle(handle, item, 2.0, 2 * args.batch)  # warm up
+        concurrency = 2 * args.batch
+        _saturate_handle(handle, item, 2.0, concurrency)  # warm up the path
+
+        def raw() -> float:
+            return handle.profile_here.remote(args.batch).result(timeout_s=120)
+
+        def served_window(h) -> tuple[float, float]:
+            """Items/s and replica CPU ms per request over one saturated window."""
+            cpu0, t0 = h.cpu_s.remote().result(), time.perf_counter()
+            rps = _saturate_handle(h, item, args.seconds, concurrency)
+            cpu1, t1 = h.cpu_s.remote().result(), time.perf_counter()
+            return rps, (cpu1 - cpu0) * 1000.0 / (rps * (t1 - t0))
+
         from cluster.metrics import scrape_batch_counts
+        raws, served, cpu_ms = [raw()], [], []
         before = scrape_batch_counts().get("overhead")
-        via_handle = _saturate_handle(handle, item, args.seconds, 2 * args.batch)
+        for window in range(args.windows):
+            rps, cpu = served_window(handle)
+            served.append(rps)
+            cpu_ms.append(cpu)
+            raws.append(raw())
+            pair = served[-1] / ((raws[-2] + raws[-1]) / 2)
+            print(f"[{label}] window {window + 1}: profiler {raws[-2]:.1f} | served {served[-1]:.1f} | profiler "
+                  f"{raws[-1]:.1f} items/s -> {pair:.3f}; replica CPU {cpu:.2f} ms per request", flush=True)
         time.sleep(2.5)
         after = scrape_batch_counts().get("overhead")
         seen = (after - before).mean_batch_size if after and before else None
-        print(f"Serve via DeploymentHandle, saturated: {via_handle:.1f} items/s; mean batch size seen "
-              f"{'unknown' if seen is None else f'{seen:.2f}'} (Serve metrics, bucket upper edges)", flush=True)
-        via_http = _saturate_http(f"http://127.0.0.1:{args.port}/overhead", {"inputs": item.tolist()},
-                                  args.seconds, 2 * args.batch)
-        print(f"Serve over HTTP, saturated: {via_http:.1f} items/s", flush=True)
+        ratios = [s / ((a + b) / 2) for s, a, b in zip(served, raws, raws[1:])]
+        model_ms = 1000.0 / statistics.median(raws)
+        result.update(ratio=statistics.median(ratios), ratios=ratios, raw_rps=raws, handle_rps=served,
+                      replica_cpu_ms_per_request=statistics.median(cpu_ms), model_ms_per_item=model_ms,
+                      mean_batch_seen=seen)
+        url = f"http://127.0.0.1:{args.port}/overhead"
+        http = {}
+        for kind, body, content_type in (
+                ("json", json.dumps({"inputs": item.tolist()}).encode(), "application/json"),
+                ("bytes", item.numpy().astype(item.numpy().dtype.newbyteorder("<")).tobytes(), BINARY_CONTENT_TYPE)):
+            rps = _saturate_http(url, body, content_type, args.seconds, concurrency)
+            raws.append(raw())
+            http[kind] = (rps, rps / ((raws[-2] + raws[-1]) / 2))
+            print(f"[{label}] Serve over HTTP ({kind} bodies), saturated: {rps:.1f} items/s -> {http[kind][1]:.3f}",
+                  flush=True)
+        result.update(http_rps=http["json"][0], http_ratio=http["json"][1],
+                      http_bytes_rps=http["bytes"][0], http_bytes_ratio=http["bytes"][1])
+        if args.floor:
+            serve.delete("overhead")
+            floor = start("floor", floor=True)
+            _saturate_handle(floor, item, 2.0, concurrency)
+            floor_rps, floor_cpu = _median_pair([served_window(floor) for _ in range(3)])
+            result.update(floor_rps=floor_rps, floor_cpu_ms_per_request=floor_cpu,
+                          ceiling=model_ms / (model_ms + 1000.0 / floor_rps))
+            print(f"[{label}] floor (same replica, no model): {floor_rps:.1f} requests/s, replica CPU "
+                  f"{floor_cpu:.2f} ms per request -> ceiling model/(model+floor) = {result['ceiling']:.3f}",
+                  flush=True)
     finally:
         shutdown_ray()
-    print(json.dumps({"ratio": round(via_handle / raw, 3), "mean_batch_seen": seen, "http_ratio": round(via_http / raw, 3),
-                      "raw_rps": round(raw, 1), "handle_rps": round(via_handle, 1), "http_rps": round(via_http, 1),
-                      "model": args.model, "precision": args.precision, "batch": args.batch, "pinned": args.pin}))
+    return result
+
+
+# Serve's own defaults for the keys cluster.runtime.SERVE_FAST_PATH_ENV sets (ray/serve/_private/constants.py).
+SERVE_DEFAULTS_ENV = {"RAY_SERVE_USE_GRPC_BY_DEFAULT": "0", "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "1",
+                      "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1"}
+
+
+def _median_pair(pairs: list[tuple[float, float]]) -> tuple[float, float]:
+    ordered = sorted(pairs)
+    return ordered[len(ordered) // 2]
+
+
+def _round(value):
+    if isinstance(value, float):
+        return round(value, 3)
+    if isinstance(value, list):
+        return [_round(v) for v in value]
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="resnet_small")
+    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--windows", type=int, default=5, help="serving windows, each between two profiler points")
+    parser.add_argument("--seconds", type=float, default=4.0, help="length of each serving window")
+    parser.add_argument("--port", type=int, default=8126)
+    parser.add_argument("--pin", action=argparse.BooleanOptionalAction, default=(os.cpu_count() or 1) >= 2,
+                        help="give the replica a core of its own (default on 2+ cores)")
+    parser.add_argument("--floor", action=argparse.BooleanOptionalAction, default=True,
+                        help="also measure the replica with the model swapped out (Serve's per-request floor)")
+    parser.add_argument("--compare-serve-defaults", action="store_true",
+                        help="measure again with Serve's default request path, side by side")
+    args = parser.parse_args(argv)
+    all_cores = os.sched_getaffinity(0)
+    replica_core = {max(all_cores)}
+    others = (all_cores - replica_core) or all_cores
+    if args.pin:
+        _pin_process(os.getpid(), others)
+        print(f"pinning: the replica on core {min(replica_core)}; callers and Ray's system processes on cores "
+              f"{sorted(others)}", flush=True)
+
+    from cluster.runtime import SERVE_FAST_PATH_ENV
+    label = "fast path" if all(os.environ.get(k, v) == v for k, v in SERVE_FAST_PATH_ENV.items()) else "Serve defaults"
+    runs = [measure(args, replica_core, others, label)]
+    if args.compare_serve_defaults:
+        # A fresh process (Ray reads these when its processes start), with Serve's own defaults.
+        import subprocess
+        import sys
+        env = {**os.environ, **SERVE_DEFAULTS_ENV}
+        _pin_process(os.getpid(), all_cores)  # the child picks its own cores from what it inherits
+        argv_child = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--compare-serve-defaults"]
+        child = subprocess.run([sys.executable, "-m", "bench.serving_overhead", *argv_child], env=env,
+                               capture_output=True, text=True, check=True)
+        print("\n".join(line for line in child.stdout.splitlines() if line.startswith("[")), flush=True)
+        runs.append({"label": "Serve defaults", **json.loads(child.stdout.strip().splitlines()[-1])})
+    print()
+    print(f"{'':16}{'handle ratio':>14}{'HTTP json':>11}{'HTTP bytes':>12}{'replica CPU/req':>17}"
+          f"{'model/item':>12}{'floor req/s':>13}{'ceiling':>9}")
+    for r in runs:
+        print(f"{r['label']:16}{r['ratio']:>14.3f}{r['http_ratio']:>11.3f}{r['http_bytes_ratio']:>12.3f}"
+              f"{r['replica_cpu_ms_per_request']:>14.2f} ms{r['model_ms_per_item']:>9.2f} ms"
+              f"{r.get('floor_rps', float('nan')):>13.0f}{r.get('ceiling', float('nan')):>9.3f}")
+    if len(runs) == 2:
+        print(f"fast path / Serve defaults: handle {runs[0]['ratio'] / runs[1]['ratio']:.2f}x, "
+              f"HTTP json {runs[0]['http_ratio'] / runs[1]['http_ratio']:.2f}x")
+    head = runs[0]
+    summary = {k: _round(v) for k, v in head.items() if k != "label"}
+    summary.update(model=args.model, precision=args.precision, batch=args.batch, pinned=args.pin,
+                   serve_settings=head["label"], source=f"measured on this machine's CPU ({os.cpu_count()} cores)")
+    if len(runs) == 2:
+        summary["serve_defaults"] = {k: v for k, v in runs[1].items() if k != "label"}
+    print(json.dumps(summary))
     return 0
 
 

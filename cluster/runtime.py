@@ -19,8 +19,9 @@ def quiet_serve_logs() -> None:
     logging.getLogger("ray.serve").setLevel(logging.WARNING)
 
 
-# Serve's request path, set for every process of an embedded Ray (setdefault: the user's own
-# settings win). These are three of the settings Ray's RAY_SERVE_THROUGHPUT_OPTIMIZED=1 turns on,
+# Serve's request path, set for this process (cluster/__init__.py applies them on import, before
+# ray.serve reads them: a handle picks its transport from the importing process's environment)
+# and so for every process of an embedded Ray it starts (setdefault: the user's own settings win). These are three of the settings Ray's RAY_SERVE_THROUGHPUT_OPTIMIZED=1 turns on,
 # taken one by one because that switch also turns on direct ingress and runs the router on the
 # caller's event loop, which breaks synchronous DeploymentHandle use. Measured per request on a
 # pinned 1-vCPU replica here (python -m bench.serving_overhead --floor): the replica's CPU per
@@ -37,14 +38,18 @@ SERVE_FAST_PATH_ENV = {
 }
 
 
+def apply_serve_fast_path_env() -> None:
+    for key, value in SERVE_FAST_PATH_ENV.items():
+        os.environ.setdefault(key, value)
+
+
 def _quiet_env() -> None:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     # Serve and Ray log every replica start to the driver; the CLI shows its own progress.
     os.environ.setdefault("RAY_SERVE_LOG_TO_STDERR", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
-    for key, value in SERVE_FAST_PATH_ENV.items():
-        os.environ.setdefault(key, value)
+    apply_serve_fast_path_env()
 
 
 METRICS_INTERVAL_MS = 1000
