@@ -217,7 +217,8 @@ def measure(args, replica_core: set[int], others: set[int], label: str) -> dict:
         http = {}
         for kind, body, content_type in (
                 ("json", json.dumps({"inputs": item.tolist()}).encode(), "application/json"),
-                ("bytes", item.numpy().astype(item.numpy().dtype.newbyteorder("<")).tobytes(), BINARY_CONTENT_TYPE)):
+                ("bytes", item.numpy().astype(item.numpy().dtype.newbyteorder("<")).tobytes(),  # wire order
+                 BINARY_CONTENT_TYPE)):
             rps = _saturate_http(url, body, content_type, args.seconds, concurrency)
             raws.append(raw())
             http[kind] = (rps, rps / ((raws[-2] + raws[-1]) / 2))
@@ -296,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(line for line in child.stdout.splitlines() if line.startswith("[")), flush=True)
         runs.append({"label": "Serve defaults", **json.loads(child.stdout.strip().splitlines()[-1])})
     print()
+    print(f"measured on this machine's CPU ({os.cpu_count()} cores), {args.model} {args.precision} batch "
+          f"{args.batch}, one 1-vCPU replica{' pinned to its own core' if args.pin else ''}; ratios are served "
+          "items/s over the profiler's raw items/s; ceiling = model / (model + floor)")
     print(f"{'':16}{'handle ratio':>14}{'HTTP json':>11}{'HTTP bytes':>12}{'replica CPU/req':>17}"
           f"{'model/item':>12}{'floor req/s':>13}{'ceiling':>9}")
     for r in runs:

@@ -19,14 +19,15 @@ def quiet_serve_logs() -> None:
     logging.getLogger("ray.serve").setLevel(logging.WARNING)
 
 
-# Serve's request path, set for this process (cluster/__init__.py applies them on import, before
-# ray.serve reads them: a handle picks its transport from the importing process's environment)
-# and so for every process of an embedded Ray it starts (setdefault: the user's own settings win). These are three of the settings Ray's RAY_SERVE_THROUGHPUT_OPTIMIZED=1 turns on,
-# taken one by one because that switch also turns on direct ingress and runs the router on the
-# caller's event loop, which breaks synchronous DeploymentHandle use. Measured per request on a
-# pinned 1-vCPU replica here (python -m bench.serving_overhead --floor): the replica's CPU per
-# request of a no-op deployment falls from ~1.0 ms to ~0.6 ms. On your own cluster, set them in
-# the environment of `ray start` on every node (README, "Running on your Ray cluster").
+# Serve's request path. Applied to this process when the cluster package is imported (before
+# ray.serve reads them: a handle picks its transport from the importing process's environment),
+# and so to every process of an embedded Ray it starts; setdefault, so the user's own values win.
+# Three of the settings Ray's RAY_SERVE_THROUGHPUT_OPTIMIZED=1 turns on, taken one by one: that
+# switch also turns on direct ingress and runs the router on the caller's event loop, which breaks
+# synchronous DeploymentHandle use. Measured on a pinned 1-vCPU replica with its model swapped out
+# (python -m bench.serving_overhead --compare-serve-defaults): Serve's CPU per request falls from
+# ~0.95 ms to ~0.53 ms. On your own cluster, export them before `ray start` on every node (README,
+# "Running on your Ray cluster").
 SERVE_FAST_PATH_ENV = {
     # Handles and the HTTP proxy talk to replicas over Serve's own gRPC channel instead of a Ray
     # actor call each (no ownership/reference-counting round trips per request).

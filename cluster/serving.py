@@ -51,7 +51,6 @@ class ModelServer:
         self.module, self.cast = prepare_for_precision(spec, precision, device)
         self.device = device
         self.item_shape = tuple(spec.item_shape)
-        self.item_dtype = getattr(torch, spec.item_dtype)
         self.item_np_dtype = np.dtype(spec.item_dtype).newbyteorder("<")
         self.model_name, self.precision = model_name, precision
         self._example_item = self.cast(spec.example_input(1))[0]
