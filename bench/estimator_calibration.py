@@ -8,7 +8,7 @@ Op counts come from counting each built-in model's forward at that precision on
 this machine (the op graph does not depend on the device; int8 is left out:
 its GPU recipe differs from the CPU's). The same fit on the H100 data is the
 check: if the form is right, an independent GPU with the same SMs gives the same
-constants. The constants in planner/estimator.py are the H200 ones.
+constants. The constants in planner/profiling/estimator.py are the H200 ones.
 
     python -m bench.estimator_calibration
 
@@ -21,11 +21,11 @@ import json
 
 import numpy as np
 
-from planner.estimator import fit_batch_curve
+from planner.profiling.estimator import fit_batch_curve
 from planner.models import builtin_model_names, get_model
 from planner.models.precision import prepare_for_precision
 from planner.models.runner import count_ops
-from planner.profiles import read_profiles_csv
+from planner.core.profiles import read_profiles_csv
 
 from bench.estimator_error import REFERENCE, _inference
 

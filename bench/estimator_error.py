@@ -19,12 +19,12 @@ import json
 import statistics
 from pathlib import Path
 
-from planner.candidates import enumerate_candidates
-from planner.catalog import load_catalog
-from planner.estimator import estimate_rows
-from planner.optimizer import optimize
-from planner.profiles import ProfileRow, read_profiles_csv
-from planner.workloads import Workload, WorkloadSet
+from planner.planning.candidates import enumerate_candidates
+from planner.core.catalog import load_catalog
+from planner.profiling.estimator import estimate_rows
+from planner.planning.optimizer import optimize
+from planner.core.profiles import ProfileRow, read_profiles_csv
+from planner.core.workloads import Workload, WorkloadSet
 
 REFERENCE = Path(__file__).resolve().parent.parent / "profiles" / "reference"
 DEMANDS_RPS = (100.0, 2_000.0, 20_000.0, 100_000.0)
@@ -72,7 +72,7 @@ def _cpu_rows(path: str | None, catalog) -> list[ProfileRow]:
     if path:
         return _inference(read_profiles_csv(path))
     from planner.models import builtin_model_names, get_model
-    from planner.profiler import QUICK_BUDGET, profile_grid
+    from planner.profiling.profiler import QUICK_BUDGET, profile_grid
     rows: list[ProfileRow] = []
     for model in builtin_model_names():
         got, _ = profile_grid(get_model(model), ["fp32", "bf16", "fp16", "int8"], [1, 2, 4, 8, 16, 32], catalog.get("cpu-x86"),

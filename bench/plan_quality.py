@@ -26,12 +26,12 @@ import math
 import random
 from pathlib import Path
 
-from planner.candidates import Candidate, enumerate_candidates
-from planner.catalog import load_catalog
-from planner.estimator import estimate_profiles
-from planner.optimizer import optimize
-from planner.profiles import ProfileRow, read_profiles_csv
-from planner.workloads import Workload, WorkloadSet
+from planner.planning.candidates import Candidate, enumerate_candidates
+from planner.core.catalog import load_catalog
+from planner.profiling.estimator import estimate_profiles
+from planner.planning.optimizer import optimize
+from planner.core.profiles import ProfileRow, read_profiles_csv
+from planner.core.workloads import Workload, WorkloadSet
 
 REFERENCE = Path(__file__).resolve().parent.parent / "profiles" / "reference"
 MODELS = ("mlp_digits", "resnet_small", "transformer_small")

@@ -17,10 +17,10 @@ import json
 import statistics
 import time
 
-from planner.catalog import load_catalog
+from planner.core.catalog import load_catalog
 from planner.models import builtin_model_names, get_model
-from planner.profiler import profile_grid
-from planner.timing import TimingBudget
+from planner.profiling.profiler import profile_grid
+from planner.profiling.timing import TimingBudget
 
 BATCH_SIZES = (1, 4, 16, 64)
 PRECISIONS = ("fp32", "bf16")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from planner.profiles import read_profiles_csv
+from planner.core.profiles import read_profiles_csv
 
 REFERENCE = Path(__file__).resolve().parent.parent / "profiles" / "reference"
 

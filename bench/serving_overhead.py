@@ -11,7 +11,7 @@ through the proxy (JSON bodies, then raw-bytes bodies).
 Paired windows. On a shared VM the speed of a core drifts by 20-30% within
 seconds, so one raw figure against one served figure measures the drift as
 much as Serve. The bench alternates, on the replica's own core and in the
-replica's own process: profiler point (planner.profiler.profile_point, the
+replica's own process: profiler point (planner.profiling.profiler.profile_point, the
 figure the planner plans with), saturated serving window, profiler point, ...
 and judges each serving window against the mean of the two profiler points
 around it. The ratio printed is the median over the windows.
@@ -112,7 +112,7 @@ def _measurable_server():
     from ray import serve
 
     from cluster.serving import ModelServer
-    from planner.catalog import load_catalog
+    from planner.core.catalog import load_catalog
     from planner.models import get_model
 
     @serve.deployment
@@ -141,7 +141,7 @@ def _measurable_server():
             return usage.ru_utime + usage.ru_stime
 
         def profile_here(self, batch: int) -> float:
-            from planner.profiler import profile_point
+            from planner.profiling.profiler import profile_point
             row = profile_point(get_model(self.model_name), self.precision, batch, load_catalog().get("cpu-x86"),
                                 threads=1, quality_loss=0.0, energy_window_s=0.1)
             return row.throughput_rps
@@ -155,7 +155,7 @@ def measure(args, replica_core: set[int], others: set[int], label: str) -> dict:
 
     from cluster.runtime import ensure_ray, shutdown_ray
     from cluster.serving import BINARY_CONTENT_TYPE, replica_options
-    from planner.catalog import load_catalog
+    from planner.core.catalog import load_catalog
     from planner.models import get_model
 
     server = _measurable_server()

@@ -19,11 +19,11 @@ import math
 import random
 import time
 
-from planner.candidate_tables import enumerate_tables
-from planner.catalog import load_catalog
-from planner.optimizer import SolverSettings, optimize
-from planner.profiles import ProfileRow
-from planner.workloads import Workload, WorkloadSet
+from planner.planning.candidate_tables import enumerate_tables
+from planner.core.catalog import load_catalog
+from planner.planning.optimizer import SolverSettings, optimize
+from planner.core.profiles import ProfileRow
+from planner.core.workloads import Workload, WorkloadSet
 
 HARDWARE = ("cpu-x86", "cpu-n2", "t4", "l4", "a10g", "l40s", "a100-40gb", "a100-80gb", "h100", "h200",
             "tpu-v5e", "tpu-v6e")

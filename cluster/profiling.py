@@ -7,7 +7,7 @@ could use it (a bigger batch can only be slower).
 
 CPU tasks ask for `threads` CPUs, which is the replica size the row records;
 GPU tasks ask for one GPU of the catalog's Ray accelerator type. A task that
-lands on a node without the device refuses (planner.profiler.check_device_matches)
+lands on a node without the device refuses (planner.profiling.profiler.check_device_matches)
 instead of recording CPU timings under a GPU's name.
 """
 from __future__ import annotations
@@ -15,10 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from planner.catalog import Catalog, HardwareType
-from planner.errors import ClusterError, PlannerError
-from planner.profiles import ProfileRow, SkippedPoint
-from planner.timing import TimingBudget
+from planner.core.catalog import Catalog, HardwareType
+from planner.core.errors import ClusterError, PlannerError
+from planner.core.profiles import ProfileRow, SkippedPoint
+from planner.profiling.timing import TimingBudget
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,8 @@ def run_profile_job(job: ProfileJob, hardware: HardwareType, device: str,
                     budget: TimingBudget | None = None) -> ProfileOutcome:
     """The body of one task; plain Python so it also runs without Ray (e.g. on a GPU box)."""
     from planner.models import get_model
-    from planner.profiler import check_device_matches, profile_grid
-    from planner.provenance import local_provenance
+    from planner.profiling.profiler import check_device_matches, profile_grid
+    from planner.profiling.provenance import local_provenance
 
     try:
         # First: a node that claims a GPU torch cannot see (a fake one, a broken driver) refuses
@@ -114,7 +114,7 @@ def run_profile_jobs(jobs: Sequence[ProfileJob], catalog: Catalog,
 
     if not ray.is_initialized():
         raise ClusterError("Ray is not initialised. To fix: call cluster.runtime.ensure_ray() first")
-    from planner.inventory import cpu_only_label_selector
+    from planner.core.inventory import cpu_only_label_selector
 
     remote = ray.remote(_remote_job)
     selector = cpu_only_label_selector(ray.nodes())

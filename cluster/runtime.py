@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 
-from planner.errors import ClusterError
+from planner.core.errors import ClusterError
 
 EMBEDDED_OBJECT_STORE_BYTES = 200 * 2**20
 
@@ -84,14 +84,14 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> str:
 
 
 def cluster_inventory(catalog, address: str | None = None):
-    """The running cluster's hardware (planner.inventory.ClusterInventory), from Ray's node table.
+    """The running cluster's hardware (planner.core.inventory.ClusterInventory), from Ray's node table.
 
     Attaches to `address` (or RAY_ADDRESS / "auto"); never starts an embedded Ray, since an
     embedded one would only describe this machine as if it were the cluster.
     """
     import ray
 
-    from planner.inventory import inventory_from_nodes
+    from planner.core.inventory import inventory_from_nodes
 
     if not ray.is_initialized():
         try:

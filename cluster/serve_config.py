@@ -18,9 +18,9 @@ from typing import Any
 
 import yaml
 
-from planner.catalog import Catalog
-from planner.plan import Plan
-from planner.profiles import write_atomically
+from planner.core.catalog import Catalog
+from planner.core.plan import Plan
+from planner.core.profiles import write_atomically
 
 IMPORT_PATH = "cluster.serve_config:build_app"
 

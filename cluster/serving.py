@@ -27,9 +27,9 @@ from ray import serve
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from planner.catalog import Catalog
-from planner.errors import ClusterError
-from planner.plan import Plan, WorkloadPlan
+from planner.core.catalog import Catalog
+from planner.core.errors import ClusterError
+from planner.core.plan import Plan, WorkloadPlan
 
 MAX_BODY_BYTES = 1 << 20  # one item of the built-in models is < 100 KiB as JSON
 BINARY_CONTENT_TYPE = "application/octet-stream"
@@ -134,12 +134,12 @@ def deployment_options(w: WorkloadPlan, catalog: Catalog,
 
     GPU replicas ask for (a fraction of) a GPU of the planned accelerator type, TPU replicas
     for whole chips of the planned generation; CPU replicas get `cpu_label_selector`
-    (planner.inventory.cpu_only_label_selector) so they stay off accelerator nodes.
+    (planner.core.inventory.cpu_only_label_selector) so they stay off accelerator nodes.
     """
     c = w.chosen
     scaling: dict[str, Any] = {"num_replicas": c.replicas}
     if w.autoscaling is not None and w.autoscaling.max_replicas > w.autoscaling.min_replicas:
-        # An hourly demand curve: Serve scales between the plan's bounds (planner/autoscaling.py).
+        # An hourly demand curve: Serve scales between the plan's bounds (planner/planning/autoscaling.py).
         scaling = {"autoscaling_config": {"min_replicas": w.autoscaling.min_replicas,
                                           "max_replicas": w.autoscaling.max_replicas,
                                           "initial_replicas": w.autoscaling.max_replicas,
@@ -152,7 +152,7 @@ def deployment_options(w: WorkloadPlan, catalog: Catalog,
 def replica_options(hardware: Any, units_per_replica: float, batch_size: int, batch_wait_timeout_ms: float,
                     cpu_label_selector: dict[str, str] | None = None) -> dict[str, Any]:
     """The per-replica part of deployment_options (also what bench.serving_overhead deploys)."""
-    from planner.packing import ACCELERATOR_REPLICA_CPUS
+    from planner.planning.packing import ACCELERATOR_REPLICA_CPUS
     actor: dict[str, Any] = ({"num_cpus": units_per_replica} if hardware.kind == "cpu"
                              else {"num_cpus": ACCELERATOR_REPLICA_CPUS})
     if hardware.kind == "cpu" and cpu_label_selector:
@@ -188,7 +188,7 @@ def deploy_plan(plan: Plan, catalog: Catalog, http_port: int = 8000,
 
     if not ray.is_initialized():
         raise ClusterError("Ray is not initialised. To fix: call cluster.runtime.ensure_ray() first")
-    from planner.inventory import cpu_only_label_selector
+    from planner.core.inventory import cpu_only_label_selector
 
     resources = {k: float(v) for k, v in ray.cluster_resources().items()}
     selector = cpu_only_label_selector(ray.nodes())

@@ -2,7 +2,7 @@
 
 The task body (`run_jax_profile_job`) is plain Python, like
 cluster.profiling.run_profile_job: it profiles one (model, precision) at every
-batch size with planner.jax_backend, measures quality once, stops growing the
+batch size with planner.backends.jax_tpu, measures quality once, stops growing the
 batch past the job's latency cap, and turns every failure into
 `ProfileOutcome.error`, so nothing raises through Ray.
 
@@ -10,16 +10,16 @@ Placement (`tpu_task_options`): Ray's TPU resource is "TPU" and counts chips;
 a request must be 1, 2, 4 or 8 chips, and `accelerator_type` picks the TPU
 generation (e.g. "TPU-V5LITEPOD" for v5e). A task placed on a node that only
 *claims* TPUs (a misconfigured host, or a test's fake node) is refused by
-planner.jax_backend.check_jax_sees, and the error says which Ray node it ran on.
+planner.backends.jax_tpu.check_jax_sees, and the error says which Ray node it ran on.
 """
 from __future__ import annotations
 
 from typing import Sequence
 
-from planner.catalog import HardwareType
-from planner.errors import InputError, PlannerError, UnsupportedPrecision
-from planner.timing import TimingBudget
-from planner.profiles import ProfileRow, SkippedPoint
+from planner.core.catalog import HardwareType
+from planner.core.errors import InputError, PlannerError, UnsupportedPrecision
+from planner.profiling.timing import TimingBudget
+from planner.core.profiles import ProfileRow, SkippedPoint
 from cluster.profiling import ProfileJob, ProfileOutcome
 
 TPU_CHIP_COUNTS = (1, 2, 4, 8)
@@ -63,9 +63,9 @@ def run_jax_profile_job(job: ProfileJob, hardware: HardwareType,
     """The body of one JAX profiling task; plain Python so it also runs without Ray.
 
     Batch sizes grow in order and stop (the rest ``pruned``) once a batch's p99 exceeds
-    ``job.max_batch_latency_ms``, as planner.profiler.profile_grid does for torch.
+    ``job.max_batch_latency_ms``, as planner.profiling.profiler.profile_grid does for torch.
     """
-    from planner.jax_backend import SUPPORTED_MODELS, check_jax_sees, jax_quality_loss, profile_jax_point
+    from planner.backends.jax_tpu import SUPPORTED_MODELS, check_jax_sees, jax_quality_loss, profile_jax_point
 
     sizes = sorted(set(job.batch_sizes))
     try:

@@ -19,19 +19,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
-from planner.catalog import Catalog, load_catalog
-from planner.errors import InputError
-from planner.optimizer import SolverSettings, optimize
-from planner.plan import Plan, read_plan
-from planner.planning import candidate_tables, served
-from planner.profiles import ProfileRow, SkippedPoint, read_profiles_csv
-from planner.timing import TimingBudget
-from planner.verification import VerificationReport, summarise
-from planner.workloads import WorkloadSet, load_workloads
+from planner.core.catalog import Catalog, load_catalog
+from planner.core.errors import InputError
+from planner.planning.optimizer import SolverSettings, optimize
+from planner.core.plan import Plan, read_plan
+from planner.planning.context import candidate_tables, served
+from planner.core.profiles import ProfileRow, SkippedPoint, read_profiles_csv
+from planner.profiling.timing import TimingBudget
+from planner.deployment.verification import VerificationReport, summarise
+from planner.core.workloads import WorkloadSet, load_workloads
 
 if TYPE_CHECKING:
-    from planner.batch_jobs import BatchInputs
-    from planner.batch_schedule import Schedule
+    from planner.planning.batch_jobs import BatchInputs
+    from planner.planning.batch_schedule import Schedule
 
 DEFAULT_BATCH_SIZES = (1, 2, 4, 8, 16, 32)
 
@@ -77,7 +77,7 @@ def profile(models: Sequence[str], precisions: Sequence[str] = ("fp32", "bf16"),
     from cluster.profiling import ProfileJob, run_profile_jobs
     from cluster.runtime import ensure_ray
     from planner.models import get_model
-    from planner.store import ProfileStore
+    from planner.profiling.store import ProfileStore
 
     cat = _catalog(catalog)
     cat.get(hardware)
@@ -110,9 +110,9 @@ def plan(workloads: WorkloadSet | str | Path, profiles: Iterable[ProfileRow] | P
     """Choose hardware, precision, batch size and replicas per workload (never raises on infeasible).
 
     `inventory`: "file" (the workloads file's), "cluster" (the running Ray cluster's nodes, all
-    owned; `address` to attach) or "catalog" (rent anything at catalog prices); planner/inventory.py.
+    owned; `address` to attach) or "catalog" (rent anything at catalog prices); planner/core/inventory.py.
     `serving_overhead_from`: a verify.json; the serving-path overhead it measured replaces the
-    workloads file's assumed one (planner/feedback.py).
+    workloads file's assumed one (planner/deployment/feedback.py).
     """
     cat = _catalog(catalog)
     provenance: dict[str, object] = {"catalog": cat.source_path, "catalog_version": cat.version,
@@ -129,7 +129,7 @@ def plan(workloads: WorkloadSet | str | Path, profiles: Iterable[ProfileRow] | P
     if serving_overhead_from is not None:
         from dataclasses import replace as _replace
 
-        from planner.feedback import read_overhead_feedback
+        from planner.deployment.feedback import read_overhead_feedback
         feedback = read_overhead_feedback(serving_overhead_from, workloads.p99_overhead_ms)
         workloads = _replace(workloads, measured_overhead_ms=feedback.by_workload)
         provenance["serving_overhead"] = f"{feedback.describe()}, from {serving_overhead_from}"
@@ -151,7 +151,7 @@ def _workloads_and_rows(workloads: WorkloadSet | str | Path,
 
 
 def _with_inventory(workloads: WorkloadSet, source: str, catalog: Catalog, address: str | None) -> WorkloadSet:
-    from planner.inventory import SOURCES
+    from planner.core.inventory import SOURCES
     if source == "file":
         return workloads
     if source == "catalog":
@@ -201,7 +201,7 @@ def deploy(plan: Plan | str | Path, catalog: Catalog | str | Path | None = None,
         import ray
 
         from cluster.serve_config import write_serve_config
-        from planner.inventory import cpu_only_label_selector
+        from planner.core.inventory import cpu_only_label_selector
         # Written for the cluster it is connected to: CPU replicas kept off its accelerator nodes.
         write_serve_config(serve_config_path, the_plan, cat, http_port, cpu_only_label_selector(ray.nodes()))
     if history is None:
@@ -214,8 +214,8 @@ def deploy(plan: Plan | str | Path, catalog: Catalog | str | Path | None = None,
 
 def _deploy_or_roll_back(the_plan: Plan, catalog: Catalog, http_port: int, history: str | Path):
     from cluster.serving import deploy_plan, health_check, remove_workloads_not_in
-    from planner.deploy_history import DeployHistory
-    from planner.errors import ClusterError
+    from planner.deployment.history import DeployHistory
+    from planner.core.errors import ClusterError
 
     log = DeployHistory(history)
     try:
@@ -241,7 +241,7 @@ def rollback(history: str | Path, catalog: Catalog | str | Path | None = None, a
              http_port: int = 8000, version: int | None = None) -> tuple[int, Deployment]:
     """Deploy the previous healthy plan version again (or `version`); returns (the version restored, deployment)."""
     from cluster.serving import remove_workloads_not_in
-    from planner.deploy_history import DeployHistory
+    from planner.deployment.history import DeployHistory
 
     log = DeployHistory(history)
     target = version if version is not None else log.previous_healthy()
@@ -290,7 +290,7 @@ def verify(plan: Plan | str | Path, deployment: Deployment | str, duration_s: fl
                              mean_batch_size=None if seen is None else seen.mean_batch_size,
                              batches=None if seen is None else int(seen.batches)))
     rows = tuple(rows)
-    from planner.profiler import cpu_name
+    from planner.profiling.profiler import cpu_name
     return VerificationReport(workloads=rows, skipped=tuple(deployment.skipped.items()),
                               source=f"measured over HTTP from {deployment.base_url} on {cpu_name()}")
 
@@ -299,8 +299,8 @@ def schedule(workloads: WorkloadSet | str | Path, profiles: Iterable[ProfileRow]
              plan: Plan | str | Path | None = None, catalog: Catalog | str | Path | None = None,
              horizon_h: int | None = None, time_limit_s: float = 20.0) -> tuple["Schedule", "BatchInputs"]:
     """Schedule the file's batch jobs into the cheapest hours, in the capacity the plan's serving leaves."""
-    from planner.batch_jobs import batch_inputs
-    from planner.batch_schedule import schedule_jobs
+    from planner.planning.batch_jobs import batch_inputs
+    from planner.planning.batch_schedule import schedule_jobs
 
     cat = _catalog(catalog)
     workloads, rows = _workloads_and_rows(workloads, profiles, cat)
@@ -313,12 +313,12 @@ def schedule(workloads: WorkloadSet | str | Path, profiles: Iterable[ProfileRow]
 
 def watch(plan: Plan | str | Path, window_s: float = 30.0, address: str | None = None,
           latency_tolerance: float = 1.0, demand_tolerance: float = 0.2) -> list:
-    """One window of live Serve metrics compared with the plan (planner/drift.py): the drift found."""
+    """One window of live Serve metrics compared with the plan (planner/deployment/drift.py): the drift found."""
     import time
 
     from cluster.metrics import HttpWindow, scrape_http_windows
     from cluster.runtime import ensure_ray
-    from planner.drift import LiveWindow, check_drift
+    from planner.deployment.drift import LiveWindow, check_drift
 
     the_plan = _as_plan(plan)
     ensure_ray(address)
@@ -388,9 +388,9 @@ def plan_comparisons(workloads: WorkloadSet | str | Path,
 def cost_report(plan: Plan | str | Path, verification: VerificationReport | dict | str | Path | None = None,
                 comparisons: dict[str, float | None] | None = None, aggregate: str = "workload",
                 window_start: datetime | str | None = None, window_end: datetime | str | None = None):
-    """The cost report's content (planner/report.py), to render with planner.report_formats.render."""
-    from planner.report import build_report, read_verification
-    from planner.verification import verification_to_dict
+    """The cost report's content (planner/reports/cost_report.py), to render with planner.reports.formats.render."""
+    from planner.reports.cost_report import build_report, read_verification
+    from planner.deployment.verification import verification_to_dict
 
     source = "verify.json"
     if isinstance(verification, (str, Path)):
@@ -415,7 +415,7 @@ def report(plan: Plan | str | Path, fmt: str, out: str | Path,
     made from) add the comparison with the best single-hardware and the all-fp32 plans, unless
     `comparisons` ($/h by name) is given. Nothing is written if any part fails.
     """
-    from planner.report_formats import ALL, check_format, write_all, write_report
+    from planner.reports.formats import ALL, check_format, write_all, write_report
 
     check_format(fmt)
     if comparisons is None and (workloads is None) != (profiles is None):

@@ -13,7 +13,7 @@ from typing import Sequence
 
 from rich.console import Console
 
-from planner.errors import PlannerError
+from planner.core.errors import PlannerError
 
 EXIT_USAGE = 2
 EXIT_INFEASIBLE = 3
@@ -43,15 +43,15 @@ def _int_list(text: str) -> list[int]:
 
 def cmd_profile(args: argparse.Namespace) -> int:
     from planner import api
-    from planner.profiles import write_profiles_csv
-    from planner.timing import QUICK_BUDGET
+    from planner.core.profiles import write_profiles_csv
+    from planner.profiling.timing import QUICK_BUDGET
 
     if args.import_file:
         return _import_profiles(args)
     if args.export_store:
-        from planner.store import ProfileStore
+        from planner.profiling.store import ProfileStore
         if not args.store:
-            from planner.errors import InputError
+            from planner.core.errors import InputError
             raise InputError("--export-store", args.export_store, "needs --store", "pass --store DIR to export from")
         path = ProfileStore(args.store).export_csv(args.export_store)
         console.print(f"exported {args.store} -> {path}")
@@ -63,7 +63,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
         write_profiles_csv(args.out, result_rows)
         console.print(f"{len(result_rows)} training-step points measured -> {args.out}")
         return 0
-    from planner.views import ProfileProgress
+    from planner.reports.terminal import ProfileProgress
     with ProfileProgress(console, total=len(models) * len(precisions)) as progress:
         result = api.profile(models, precisions, args.batch_sizes, hardware=args.hardware, threads=args.threads,
                              catalog=args.catalog, address=args.address, store=args.store, force=args.force,
@@ -83,10 +83,10 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 def _profile_training(args: argparse.Namespace, models: list[str], precisions: list[str]) -> list:
     """Training steps run in this process (no Ray): they are short and exclusive by nature."""
-    from planner.catalog import load_catalog
+    from planner.core.catalog import load_catalog
     from planner.models import get_model
-    from planner.timing import QUICK_BUDGET, TimingBudget
-    from planner.training import TRAINING_PRECISIONS, profile_training_point
+    from planner.profiling.timing import QUICK_BUDGET, TimingBudget
+    from planner.profiling.training import TRAINING_PRECISIONS, profile_training_point
 
     hardware = load_catalog(args.catalog).get(args.hardware)
     rows = []
@@ -103,9 +103,9 @@ def _profile_training(args: argparse.Namespace, models: list[str], precisions: l
 
 
 def _import_profiles(args: argparse.Namespace) -> int:
-    from planner import importers
-    from planner.profiles import write_profiles_csv
-    from planner.store import ProfileStore
+    from planner.profiling import importers
+    from planner.core.profiles import write_profiles_csv
+    from planner.profiling.store import ProfileStore
 
     fmt = args.import_format if args.import_format != "auto" else importers.detect_format(args.import_file)
     if fmt == "planner":
@@ -115,7 +115,7 @@ def _import_profiles(args: argparse.Namespace) -> int:
         if fmt == "perf_analyzer" and len(args.batch_sizes) != 1:
             missing.append("--batch-sizes (exactly one)")
         if missing:
-            from planner.errors import InputError
+            from planner.core.errors import InputError
             raise InputError("--import", args.import_file, f"a {fmt} export does not say {', '.join(missing)}",
                              f"pass {', '.join(missing)}")
         precision = _csv_list(args.precisions)[0]
@@ -133,12 +133,12 @@ def _import_profiles(args: argparse.Namespace) -> int:
 
 
 def _compare(rows: Sequence, baseline_path: str) -> int:
-    from planner.regression import compare_profiles, format_report
-    from planner.store import ProfileStore
+    from planner.profiling.regression import compare_profiles, format_report
+    from planner.profiling.store import ProfileStore
 
     path = Path(baseline_path)
     baseline = ProfileStore(path).rows() if path.is_dir() else __import__(
-        "planner.importers", fromlist=["x"]).import_profiles_csv(path)
+        "planner.profiling.importers", fromlist=["x"]).import_profiles_csv(path)
     report = compare_profiles(list(rows), baseline)
     console.print(format_report(report))
     if report.regressions:
@@ -148,10 +148,10 @@ def _compare(rows: Sequence, baseline_path: str) -> int:
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
-    from planner.catalog import load_catalog
-    from planner.estimator import estimate_profiles
-    from planner.importers import import_profiles_csv
-    from planner.profiles import write_profiles_csv
+    from planner.core.catalog import load_catalog
+    from planner.profiling.estimator import estimate_profiles
+    from planner.profiling.importers import import_profiles_csv
+    from planner.core.profiles import write_profiles_csv
 
     catalog = load_catalog(args.catalog)
     measured = import_profiles_csv(args.profiles, known_hardware=catalog.names())
@@ -165,8 +165,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from planner import api
-    from planner.plan import write_plan
-    from planner.views import print_plan
+    from planner.core.plan import write_plan
+    from planner.reports.terminal import print_plan
 
     plan = api.plan(args.workloads, args.profiles, catalog=args.catalog, time_limit_s=args.time_limit,
                     inventory=args.inventory, address=args.address,
@@ -175,7 +175,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         console.print(f"fed back: {plan.provenance['serving_overhead']}")
     print_plan(console, plan)
     if args.explain:
-        from planner.explain import explain_plan
+        from planner.planning.explain import explain_plan
         for explanation in explain_plan(plan, plan.inventory, plan.max_utilization):
             console.print("\n".join(explanation.lines()), soft_wrap=True, markup=False)
     if not plan.ok:
@@ -193,8 +193,8 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     import json
 
     from planner import api
-    from planner.batch_jobs import schedule_to_dict
-    from planner.profiles import write_atomically
+    from planner.planning.batch_jobs import schedule_to_dict
+    from planner.core.profiles import write_atomically
     from rich.table import Table
 
     schedule, inputs = api.schedule(args.workloads, args.profiles, plan=args.plan, catalog=args.catalog,
@@ -219,11 +219,11 @@ def cmd_pareto(args: argparse.Namespace) -> int:
     import io
     from dataclasses import asdict
 
-    from planner.catalog import load_catalog
+    from planner.core.catalog import load_catalog
     from planner.models import builtin_model_names
-    from planner.pareto import cost_vs_energy, cost_vs_p99
-    from planner.profiles import read_profiles_csv, write_atomically
-    from planner.workloads import load_workloads
+    from planner.planning.pareto import cost_vs_energy, cost_vs_p99
+    from planner.core.profiles import read_profiles_csv, write_atomically
+    from planner.core.workloads import load_workloads
 
     catalog = load_catalog(args.catalog)
     ws = load_workloads(args.workloads, known_models=builtin_model_names(), known_hardware=catalog.names())
@@ -269,7 +269,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     from planner import api
-    from planner.deploy_history import DeployHistory
+    from planner.deployment.history import DeployHistory
 
     if args.list:
         for e in DeployHistory(args.history).events():
@@ -297,8 +297,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from planner import api
-    from planner.verification import write_verification
-    from planner.views import print_verification
+    from planner.deployment.verification import write_verification
+    from planner.reports.terminal import print_verification
 
     target: object = args.url
     if args.deploy:

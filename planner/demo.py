@@ -12,13 +12,13 @@ from pathlib import Path
 from rich.console import Console
 
 from planner import api
-from planner.catalog import load_catalog
+from planner.core.catalog import load_catalog
 from planner.models import builtin_model_names
-from planner.plan import write_plan
-from planner.profiles import write_profiles_csv
-from planner.verification import write_verification
-from planner.views import ProfileProgress, print_plan, print_verification
-from planner.workloads import load_workloads
+from planner.core.plan import write_plan
+from planner.core.profiles import write_profiles_csv
+from planner.deployment.verification import write_verification
+from planner.reports.terminal import ProfileProgress, print_plan, print_verification
+from planner.core.workloads import load_workloads
 
 EXAMPLE_WORKLOADS = Path(__file__).resolve().parent.parent / "examples" / "workloads.yaml"
 # Logical CPUs the embedded Ray advertises, so every planned CPU replica can be placed.
@@ -31,8 +31,8 @@ ESTIMATE_TARGETS = ("l4", "t4", "a100-80gb", "l40s", "tpu-v5e")
 
 def reference_and_estimated_rows(catalog, models: list[str]) -> tuple[list, list]:
     """Inference rows measured on reference GPUs, and estimates from the H100 rows for other GPUs/TPUs."""
-    from planner.estimator import estimate_profiles
-    from planner.importers import import_profiles_csv
+    from planner.profiling.estimator import estimate_profiles
+    from planner.profiling.importers import import_profiles_csv
 
     # GPU files only: this machine's CPU was just measured, so the committed CPU reference is not needed.
     # Paths relative to the repository, so plan.json's provenance reads the same on every machine.
@@ -148,8 +148,8 @@ def run_demo(console: Console, out: Path, workloads_path: str | Path | None = No
 
 def _report_totals_line(out: Path, plan_usd_per_hour: float, comparisons: dict) -> str:
     """One line: the total each report file states (read back from the files), and whether they agree."""
-    from planner.report import FORMATS
-    from planner.report_formats import STEM, read_back_totals
+    from planner.reports.cost_report import FORMATS
+    from planner.reports.formats import STEM, read_back_totals
 
     totals = read_back_totals(out / f"{STEM}.{fmt}" for fmt in FORMATS)
     agree = len(totals) == len(FORMATS) and all(abs(t - plan_usd_per_hour) < 1e-4 for t in totals.values())
@@ -173,7 +173,7 @@ def _feed_back(plan, workloads, planning_rows, catalog, out: Path):
     Writes out/plan_feedback.json and returns (what changed, the re-plan if every deployed
     workload kept its configuration, so the running deployment can be judged against it).
     """
-    from planner.feedback import read_overhead_feedback
+    from planner.deployment.feedback import read_overhead_feedback
 
     feedback = read_overhead_feedback(out / "verify.json", workloads.p99_overhead_ms)
     if not feedback.needed:

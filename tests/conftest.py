@@ -36,6 +36,6 @@ def ray_local():
 
 @pytest.fixture(scope="session")
 def catalog():
-    from planner.catalog import load_catalog
+    from planner.core.catalog import load_catalog
 
     return load_catalog()

@@ -34,9 +34,9 @@ SCENARIOS: dict[str, tuple[dict, str]] = {
 
 def committed_rows():
     """CPU, H100 and H200 reference rows, plus the demo's estimates from the H100 rows."""
-    from planner.catalog import load_catalog
-    from planner.estimator import estimate_profiles
-    from planner.importers import import_profiles_csv
+    from planner.core.catalog import load_catalog
+    from planner.profiling.estimator import estimate_profiles
+    from planner.profiling.importers import import_profiles_csv
 
     catalog = load_catalog()
     reference_dir = REPO / "profiles" / "reference"

@@ -5,11 +5,11 @@ import pytest
 
 from cluster.serving import deployment_options
 from planner import api
-from planner.catalog import load_catalog
-from planner.errors import InputError
-from planner.plan import plan_from_dict, plan_to_dict
-from planner.profiles import ProfileRow
-from planner.workloads import parse_workloads
+from planner.core.catalog import load_catalog
+from planner.core.errors import InputError
+from planner.core.plan import plan_from_dict, plan_to_dict
+from planner.core.profiles import ProfileRow
+from planner.core.workloads import parse_workloads
 
 CURVE = [100.0] * 8 + [400.0] * 8 + [200.0] * 8
 

@@ -5,8 +5,8 @@ import copy
 import pytest
 import yaml
 
-from planner.catalog import DEFAULT_CATALOG_PATH, HardwareType, load_catalog
-from planner.errors import InputError, UnknownHardwareError
+from planner.core.catalog import DEFAULT_CATALOG_PATH, HardwareType, load_catalog
+from planner.core.errors import InputError, UnknownHardwareError
 
 EXPECTED = {"h100", "h200", "a100-80gb", "a100-40gb", "l4", "t4", "l40s", "a10g",
             "tpu-v4", "tpu-v5e", "tpu-v5p", "tpu-v6e", "cpu-x86", "cpu-n2"}

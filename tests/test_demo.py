@@ -57,8 +57,8 @@ def test_demo_profiles_plans_deploys_verifies_and_reports(tmp_path):
     report = list(csv.DictReader((out / "cost_report.csv").open()))
     total = next(r for r in report if r["scope"] == "total")
     assert abs(float(total["usd_per_hour"]) - plan["objective_usd_per_hour"]) < 1e-6
-    from planner.report import FORMATS
-    from planner.report_formats import read_back_totals
+    from planner.reports.cost_report import FORMATS
+    from planner.reports.formats import read_back_totals
     totals = read_back_totals(out / f"cost_report.{fmt}" for fmt in FORMATS)
     assert set(totals) == set(FORMATS)
     assert all(abs(t - plan["objective_usd_per_hour"]) < 1e-4 for t in totals.values()), totals

@@ -7,10 +7,10 @@ import pytest
 
 from cluster.metrics import parse_http_windows
 from planner import api
-from planner.catalog import load_catalog
-from planner.drift import LiveWindow, check_drift
-from planner.profiles import ProfileRow
-from planner.workloads import Workload, WorkloadSet
+from planner.core.catalog import load_catalog
+from planner.deployment.drift import LiveWindow, check_drift
+from planner.core.profiles import ProfileRow
+from planner.core.workloads import Workload, WorkloadSet
 
 
 @pytest.fixture(scope="module")

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from planner.catalog import load_catalog
-from planner.energy import EnergyReading, energy_per_item_j, select_meter
-from planner.energy.estimate import EstimateMeter
-from planner.energy.nvml import NvmlMeter, nvml_device_id
-from planner.energy.rapl import RaplMeter, counter_delta_uj
-from planner.errors import InputError, MeterError
+from planner.core.catalog import load_catalog
+from planner.profiling.energy import EnergyReading, energy_per_item_j, select_meter
+from planner.profiling.energy.estimate import EstimateMeter
+from planner.profiling.energy.nvml import NvmlMeter, nvml_device_id
+from planner.profiling.energy.rapl import RaplMeter, counter_delta_uj
+from planner.core.errors import InputError, MeterError
 
 CATALOG = load_catalog()
 CPU_X86 = CATALOG.get("cpu-x86")
@@ -33,7 +33,7 @@ def _idle_busy_w(hw) -> tuple[float, float]:
 # ---------------------------------------------------------------- the real machine
 
 def _readable_rapl_package(root: Path) -> bool:
-    """Independent of planner.energy.rapl: does this host expose a readable package counter?"""
+    """Independent of planner.profiling.energy.rapl: does this host expose a readable package counter?"""
     if not root.is_dir():
         return False
     for zone in root.glob("*:*"):

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from planner.catalog import load_catalog
-from planner.estimator import (DEFAULT_OVERHEAD_MS, KIND_EFFICIENCY, LAUNCH_MS, PER_CONV_OP_MS, PER_OP_MS, estimate_rows,
+from planner.core.catalog import load_catalog
+from planner.profiling.estimator import (DEFAULT_OVERHEAD_MS, KIND_EFFICIENCY, LAUNCH_MS, PER_CONV_OP_MS, PER_OP_MS, estimate_rows,
                                fit_batch_curve, roofline_ms_per_item)
-from planner.profiles import ProfileRow
+from planner.core.profiles import ProfileRow
 
 
 @pytest.fixture(scope="module")

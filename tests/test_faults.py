@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from planner import api
-from planner.store import ProfileStore
+from planner.profiling.store import ProfileStore
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def two_worker_cluster():
 
 
 def test_losing_a_node_mid_profile_keeps_the_rest(two_worker_cluster, tmp_path):
-    from planner.timing import QUICK_BUDGET
+    from planner.profiling.timing import QUICK_BUDGET
 
     cluster, workers = two_worker_cluster
     removed = []

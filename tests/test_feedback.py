@@ -6,8 +6,8 @@ import json
 import pytest
 
 from planner import api
-from planner.errors import InputError
-from planner.feedback import overhead_feedback, read_overhead_feedback
+from planner.core.errors import InputError
+from planner.deployment.feedback import overhead_feedback, read_overhead_feedback
 
 
 def test_each_verified_workload_gets_its_measured_overhead():
@@ -27,7 +27,7 @@ def test_a_window_too_short_to_bound_p99_is_no_evidence_against_the_prediction()
 
 
 def test_p99_interval_from_order_statistics():
-    from planner.verification import quantile_confidence_interval
+    from planner.deployment.verification import quantile_confidence_interval
 
     low, high = quantile_confidence_interval([float(i) for i in range(1, 1001)], 0.99)
     assert 980 <= low < 990 < high <= 1000  # ranks around Binomial(1000, 0.99)'s mean 990, sd 3.1

@@ -4,11 +4,11 @@ from __future__ import annotations
 import pytest
 
 from planner import api
-from planner.catalog import load_catalog
-from planner.errors import InputError
-from planner.inventory import OWNED_PRICE_SOURCE, inventory_from_nodes, parse_inventory_entry, with_owned_prices
-from planner.profiles import ProfileRow
-from planner.workloads import parse_workloads
+from planner.core.catalog import load_catalog
+from planner.core.errors import InputError
+from planner.core.inventory import OWNED_PRICE_SOURCE, inventory_from_nodes, parse_inventory_entry, with_owned_prices
+from planner.core.profiles import ProfileRow
+from planner.core.workloads import parse_workloads
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_node_table_to_counts_and_shapes(catalog):
 
 
 def test_pareto_sweep_prices_owned_hardware_like_the_plan(catalog):
-    from planner.pareto import cost_vs_p99
+    from planner.planning.pareto import cost_vs_p99
 
     rows = [ProfileRow("m", "h100", "fp32", 8, 2.0, 3.0, 4000.0, 1.0, 0.1, 0.0, "imported")]
     doc = {"electricity": {"usd_per_kwh": 0.2}, "inventory": {"h100": {"owned": 1}},

@@ -16,10 +16,10 @@ pytest.importorskip("jax")
 pytestmark = pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:RuntimeWarning")
 
 from cluster.profiling import ProfileJob  # noqa: E402
-from planner.errors import InputError, PlannerError, UnsupportedPrecision  # noqa: E402
-from planner.jax_backend import (check_jax_sees, jax_devices_summary, jax_quality_loss,  # noqa: E402
+from planner.core.errors import InputError, PlannerError, UnsupportedPrecision  # noqa: E402
+from planner.backends.jax_tpu import (check_jax_sees, jax_devices_summary, jax_quality_loss,  # noqa: E402
                                  mlp_digits_outputs, profile_jax_point)
-from planner.profiler import QUICK_BUDGET as QUICK  # noqa: E402
+from planner.profiling.profiler import QUICK_BUDGET as QUICK  # noqa: E402
 
 
 def test_jax_sees_its_cpu_backend():
@@ -180,8 +180,8 @@ def test_tpu_task_lands_on_the_fake_tpu_node_and_refuses_while_cpu_task_measures
 
 def test_inventory_cluster_reads_the_nodes_and_plans_on_them_as_owned(fake_tpu_cluster, catalog):
     from planner import api
-    from planner.profiles import ProfileRow
-    from planner.workloads import Workload, WorkloadSet
+    from planner.core.profiles import ProfileRow
+    from planner.core.workloads import Workload, WorkloadSet
 
     # Rows written here stand for profiles (one CPU, one TPU); the inventory is what is under test.
     rows = [ProfileRow("m", "cpu-x86", "fp32", 1, 5.0, 6.0, 200.0, 0.1, 0.01, 0.0, "imported", units_per_replica=1),

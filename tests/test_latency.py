@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from planner.latency import predicted_p99_ms, queue_wait_p99_ms
+from planner.core.latency import predicted_p99_ms, queue_wait_p99_ms
 
 
 def test_exponential_service_matches_the_exact_mm1_wait_tail():
@@ -46,7 +46,7 @@ def test_batches_queue_as_units_of_service():
 
 
 def test_proxy_queue_is_one_constant_from_all_online_traffic():
-    from planner.workloads import Workload, WorkloadSet
+    from planner.core.workloads import Workload, WorkloadSet
 
     online = [Workload(f"w{i}", "m", "online", ("fp32",), 0.0, 1, qps=25.0, p99_ms=100.0) for i in range(2)]
     batch = Workload("b", "m", "batch", ("fp32",), 0.0, 1, items=1000, deadline_h=1.0)

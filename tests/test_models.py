@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from planner.errors import InputError, UnknownModelError, UnsupportedPrecision
+from planner.core.errors import InputError, UnknownModelError, UnsupportedPrecision
 from planner.models import ModelSpec, builtin_model_names, get_model
 from planner.models import mlp_digits
 from planner.models.precision import PRECISIONS, prepare_for_precision, supported_precisions

@@ -5,9 +5,9 @@ from dataclasses import replace
 
 import pytest
 
-from planner.candidates import enumerate_candidates
-from planner.optimizer import optimize
-from planner.workloads import Electricity, WorkloadSet
+from planner.planning.candidates import enumerate_candidates
+from planner.planning.optimizer import optimize
+from planner.core.workloads import Electricity, WorkloadSet
 from tests.test_optimizer import online, row
 
 GRID = Electricity(usd_per_kwh=0.10, pue=1.2, grid_gco2e_per_kwh=400.0, carbon_usd_per_kg=0.0)
@@ -29,7 +29,7 @@ def plan_for(objective, electricity=GRID, budget=None, qps=240.0):
 
 
 def _catalog():
-    from planner.catalog import load_catalog
+    from planner.core.catalog import load_catalog
     return load_catalog()
 
 
@@ -79,8 +79,8 @@ def test_budget_caps_the_plan_and_says_so_when_too_tight():
 
 
 def test_pareto_sweeps_are_monotone_and_honest_about_unknown_energy():
-    from planner.catalog import load_catalog
-    from planner.pareto import cost_vs_energy, cost_vs_p99
+    from planner.core.catalog import load_catalog
+    from planner.planning.pareto import cost_vs_energy, cost_vs_p99
     catalog = load_catalog()
     rows = rows_cheap_but_hungry() + [replace(row("m", "tpu-v5e", rps=50_000), energy_j_per_item=0.0,
                                               energy_source="unknown: no power figure for tpu-v5e in the catalog")]

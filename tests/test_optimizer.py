@@ -7,11 +7,11 @@ import random
 
 import pytest
 
-from planner.candidates import enumerate_candidates
-from planner.latency import batch_wait_timeout_ms, predicted_p99_ms, replicas_for_demand
-from planner.optimizer import optimize
-from planner.profiles import ProfileRow
-from planner.workloads import Workload, WorkloadSet
+from planner.planning.candidates import enumerate_candidates
+from planner.core.latency import batch_wait_timeout_ms, predicted_p99_ms, replicas_for_demand
+from planner.planning.optimizer import optimize
+from planner.core.profiles import ProfileRow
+from planner.core.workloads import Workload, WorkloadSet
 
 
 def row(model: str, hardware: str, precision: str = "fp32", batch: int = 1, p99: float = 5.0,
@@ -150,7 +150,7 @@ def test_cost_ties_break_toward_latency_headroom(catalog):
 
 
 def test_explanations_name_limits_runner_ups_and_rejected_cheaper_options(catalog):
-    from planner.explain import explain_plan
+    from planner.planning.explain import explain_plan
     rows = [row("m", "cpu-x86", rps=100), row("m", "t4", rps=10_000), row("m", "cpu-x86", "bf16", rps=200, quality=0.5)]
     # a needs 3 vCPUs, b needs 2; only 4 exist. Cheapest: a on the T4 (0.526 + 2 x 0.0446) rather than b.
     workloads = [online("a", "m", qps=240, p99_ms=50, precisions=("fp32", "bf16"), max_quality_loss=0.01),
@@ -172,8 +172,8 @@ def test_explanations_name_limits_runner_ups_and_rejected_cheaper_options(catalo
 
 @pytest.mark.parametrize("seed", range(6))
 def test_numpy_candidate_tables_match_the_reference_evaluation(catalog, seed):
-    """planner/candidate_tables.py must agree with evaluate_candidate, field by field and in the optimum."""
-    from planner.candidate_tables import enumerate_tables
+    """planner/planning/candidate_tables.py must agree with evaluate_candidate, field by field and in the optimum."""
+    from planner.planning.candidate_tables import enumerate_tables
     rng = random.Random(100 + seed)
     hardware = ["cpu-x86", "t4", "l4", "a100-40gb", "a10g"]
     rows = [row(m, h, p, b, p99=rng.uniform(1, 40), rps=rng.uniform(20, 3000), quality=rng.choice([0, 0.005, 0.02]),
@@ -203,8 +203,8 @@ def test_numpy_candidate_tables_match_the_reference_evaluation(catalog, seed):
 @pytest.mark.parametrize("seed", range(12))
 def test_lp_path_brackets_the_exhaustive_optimum(catalog, seed):
     """The large-instance path: its LP bound never exceeds the true optimum and its plan never beats it."""
-    from planner.lp_decomposition import solve_by_lp
-    from planner.optimizer import expand
+    from planner.planning.lp_decomposition import solve_by_lp
+    from planner.planning.optimizer import expand
     rng = random.Random(seed)
     hardware = ["cpu-x86", "t4", "l4", "a100-40gb"]
     rows = [row(m, h, p, b, p99=rng.uniform(1, 40), rps=rng.uniform(20, 3000)) for m in ("m0", "m1", "m2")
@@ -231,7 +231,7 @@ def test_candidates_from_tables_hold_plain_python_values(catalog):
     """plan.json must serialise: no numpy scalars may leak out of the numpy evaluation."""
     import json
     from dataclasses import asdict
-    from planner.candidate_tables import enumerate_tables
+    from planner.planning.candidate_tables import enumerate_tables
     tables = enumerate_tables([online("w", "m", qps=100, p99_ms=50)], [row("m", "cpu-x86"), row("m", "t4")], catalog,
                               None, 0.8, 2.0)
     for i in range(len(tables["w"])):

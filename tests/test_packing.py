@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import pytest
 
-from planner.candidates import enumerate_candidates
-from planner.catalog import load_catalog
-from planner.inventory import NodeShape
-from planner.optimizer import optimize
-from planner.profiles import ProfileRow
-from planner.workloads import Workload, WorkloadSet
+from planner.planning.candidates import enumerate_candidates
+from planner.core.catalog import load_catalog
+from planner.core.inventory import NodeShape
+from planner.planning.optimizer import optimize
+from planner.core.profiles import ProfileRow
+from planner.core.workloads import Workload, WorkloadSet
 
 
 @pytest.fixture(scope="module")

@@ -14,11 +14,11 @@ import pytest
 
 from cluster.profiling import ProfileJob, run_profile_jobs
 from cluster.serving import deployment_options
-from planner.candidates import Candidate
-from planner.catalog import load_catalog
-from planner.inventory import cpu_only_label_selector
-from planner.plan import WorkloadPlan
-from planner.timing import QUICK_BUDGET
+from planner.planning.candidates import Candidate
+from planner.core.catalog import load_catalog
+from planner.core.inventory import cpu_only_label_selector
+from planner.core.plan import WorkloadPlan
+from planner.profiling.timing import QUICK_BUDGET
 
 LABEL = "ray.io/accelerator-type"
 
@@ -126,7 +126,7 @@ def test_serve_config_carries_the_placement_and_passes_rays_schema():
     from ray.serve.schema import ServeDeploySchema
 
     from cluster.serve_config import serve_config
-    from planner.plan import Plan
+    from planner.core.plan import Plan
 
     workloads = (_workload("on-cpu", "cpu-x86", "vcpu", 1, 2), _workload("on-h100", "h100", "gpu", 0.25, 4),
                  _workload("on-tpu", "tpu-v5e", "tpu_chip", 4, 1))
@@ -144,8 +144,8 @@ def test_a_deploy_on_another_port_than_the_running_serve_is_refused(hetero_clust
     from ray import serve
 
     from cluster.serving import deploy_plan
-    from planner.errors import ClusterError
-    from planner.plan import Plan
+    from planner.core.errors import ClusterError
+    from planner.core.plan import Plan
 
     serve.start(http_options={"host": "127.0.0.1", "port": 8124})  # as the tests above left it
     plan = Plan("OPTIMAL", "cost", 1.0, 1.0, 100.0, 0.1, (_workload("cpu-only", "cpu-x86", "vcpu", 1, 1),))

@@ -10,8 +10,8 @@ import sys
 import torch
 
 from planner.models import get_model
-from planner.profiler import QUICK_BUDGET, profile_grid
-from planner.profiles import read_profiles_csv, write_profiles_csv
+from planner.profiling.profiler import QUICK_BUDGET, profile_grid
+from planner.core.profiles import read_profiles_csv, write_profiles_csv
 from tests.conftest import DATA, REPO
 
 
@@ -87,7 +87,7 @@ def test_estimate_command_labels_rows_as_estimates(tmp_path):
 
 
 def test_training_step_rows(catalog):
-    from planner.training import profile_training_point
+    from planner.profiling.training import profile_training_point
     row = profile_training_point(get_model("mlp_digits"), "bf16", 16, catalog.get("cpu-x86"), budget=QUICK_BUDGET,
                                  energy_window_s=0.05)
     assert row.mode == "training_step" and row.batch_size == 16 and row.throughput_rps > 0

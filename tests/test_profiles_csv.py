@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from planner.errors import InputError
-from planner.profiles import ProfileRow, read_profiles_csv, write_profiles_csv
+from planner.core.errors import InputError
+from planner.core.profiles import ProfileRow, read_profiles_csv, write_profiles_csv
 from tests.conftest import DATA
 
 

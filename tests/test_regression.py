@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from planner.profiles import ProfileRow
-from planner.regression import compare_profiles, format_report
+from planner.core.profiles import ProfileRow
+from planner.profiling.regression import compare_profiles, format_report
 
 
 def _row(p50: float, cv: float | None = 0.02, samples: int | None = 100, **changes) -> ProfileRow:

@@ -1,4 +1,4 @@
-"""Cost reports (planner/report.py, report_formats.py, report_html.py): content, every format, errors.
+"""Cost reports (planner/reports/cost_report.py, report_formats.py, report_html.py): content, every format, errors.
 
 Golden files under tests/data/golden/ are rendered from a fixed, hand-built plan (CPU, a shared
 GPU with an idle remainder, a TPU whose energy is unknown). Text formats are compared byte for
@@ -19,13 +19,13 @@ import pytest
 from openpyxl import load_workbook
 
 from planner import api
-from planner.candidates import Candidate
+from planner.planning.candidates import Candidate
 from planner.cli import main
-from planner.errors import InputError
-from planner.plan import Plan, WorkloadPlan, plan_from_dict, plan_to_dict, write_plan
-from planner.report import FORMATS, HOURS_PER_MONTH, build_report, report_to_dict
-from planner.report_formats import _tables, read_back_totals, render, write_all
-from planner.workloads import parse_workloads
+from planner.core.errors import InputError
+from planner.core.plan import Plan, WorkloadPlan, plan_from_dict, plan_to_dict, write_plan
+from planner.reports.cost_report import FORMATS, HOURS_PER_MONTH, build_report, report_to_dict
+from planner.reports.formats import _tables, read_back_totals, render, write_all
+from planner.core.workloads import parse_workloads
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = DATA / "golden"

@@ -10,7 +10,7 @@ import yaml
 
 from planner import api
 from planner.cli import main
-from planner.errors import InfeasiblePlanError, InputError
+from planner.core.errors import InfeasiblePlanError, InputError
 
 REFERENCE = Path(__file__).resolve().parent.parent / "profiles" / "reference"
 NIGHT_CHEAP = [0.10] * 6 + [0.20] * 16 + [0.10] * 2

@@ -8,8 +8,8 @@ import pytest
 import requests
 
 from planner import api
-from planner.profiles import ProfileRow
-from planner.workloads import Workload, WorkloadSet
+from planner.core.profiles import ProfileRow
+from planner.core.workloads import Workload, WorkloadSet
 
 PORT = 8123
 
@@ -172,8 +172,8 @@ def test_deploy_history_rolls_back_a_failed_deploy_and_on_request(deployed, cata
 
     from ray import serve
 
-    from planner.deploy_history import DeployHistory
-    from planner.errors import ClusterError
+    from planner.deployment.history import DeployHistory
+    from planner.core.errors import ClusterError
 
     history = tmp_path / "deployments"
     good = api.plan(WorkloadSet((Workload("hist", "mlp_digits", "online", ("fp32",), 0.0, 1, qps=5, p99_ms=500),),

@@ -7,9 +7,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from planner.errors import InputError
-from planner.profiles import ProfileRow, SkippedPoint, read_profiles_csv
-from planner.store import ROWS_SCHEMA, PointKey, ProfileStore, point_key
+from planner.core.errors import InputError
+from planner.core.profiles import ProfileRow, SkippedPoint, read_profiles_csv
+from planner.profiling.store import ROWS_SCHEMA, PointKey, ProfileStore, point_key
 
 
 def _row(**changes) -> ProfileRow:

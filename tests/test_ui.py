@@ -179,7 +179,7 @@ def test_reports_carry_plan_vs_actual_once_verified(catalog) -> None:
 
 
 def test_a_bad_profiles_csv_names_the_cell(catalog) -> None:
-    from planner.errors import InputError
+    from planner.core.errors import InputError
     from ui import profiles_view
 
     good = (REPO / "tests" / "data" / "profiles_small.csv").read_text()
@@ -193,7 +193,7 @@ def test_a_bad_profiles_csv_names_the_cell(catalog) -> None:
 
 
 def test_verification_rows_put_predicted_beside_measured() -> None:
-    from planner.verification import VerificationReport, summarise
+    from planner.deployment.verification import VerificationReport, summarise
 
     row = summarise("digits", "http://127.0.0.1:8000/digits", 10.0, 2.0, [5.0] * 19 + [20.0], 0, 2.0, 100.0, 12.5)
     shown = plan_view.verification_rows(VerificationReport(workloads=(row,), source="measured over HTTP"))

@@ -4,11 +4,11 @@ from __future__ import annotations
 import pytest
 
 from planner import api
-from planner.catalog import load_catalog
-from planner.errors import InputError
-from planner.plan import plan_from_dict, plan_to_dict
-from planner.profiles import ProfileRow
-from planner.workloads import parse_workloads
+from planner.core.catalog import load_catalog
+from planner.core.errors import InputError
+from planner.core.plan import plan_from_dict, plan_to_dict
+from planner.core.profiles import ProfileRow
+from planner.core.workloads import parse_workloads
 
 
 def _rows():

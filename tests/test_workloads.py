@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from planner.errors import InputError
-from planner.workloads import load_workloads, parse_workloads
+from planner.core.errors import InputError
+from planner.core.workloads import load_workloads, parse_workloads
 from tests.conftest import DATA, REPO
 
 MODELS = ["mlp_digits", "resnet_small", "transformer_small"]

@@ -22,11 +22,11 @@ import altair as alt  # noqa: E402 - after the path fix above
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from planner.catalog import Catalog, load_catalog  # noqa: E402
-from planner.errors import InputError, PlannerError  # noqa: E402
-from planner.plan import Plan, plan_to_dict  # noqa: E402
-from planner.profiles import ProfileRow  # noqa: E402
-from planner.workloads import PRECISIONS, WorkloadSet  # noqa: E402
+from planner.core.catalog import Catalog, load_catalog  # noqa: E402
+from planner.core.errors import InputError, PlannerError  # noqa: E402
+from planner.core.plan import Plan, plan_to_dict  # noqa: E402
+from planner.core.profiles import ProfileRow  # noqa: E402
+from planner.core.workloads import PRECISIONS, WorkloadSet  # noqa: E402
 from ui import plan_view, profiles_view, workloads_view  # noqa: E402
 
 PAGES = ("Workloads", "Profiles", "Plan", "Deploy and verify", "Reports")
@@ -251,8 +251,8 @@ def _planned(workloads: WorkloadSet, rows: list[ProfileRow], what_if: plan_view.
 
 def _pareto(workloads: WorkloadSet, rows: list[ProfileRow], what_if: plan_view.WhatIf, axis: str) -> list[dict]:
     from planner.api import _with_inventory
-    from planner.optimizer import SolverSettings
-    from planner.pareto import cost_vs_energy, cost_vs_p99
+    from planner.planning.optimizer import SolverSettings
+    from planner.planning.pareto import cost_vs_energy, cost_vs_p99
 
     source, address = _inventory_source()
     ws = _with_inventory(plan_view.apply_what_if(workloads, what_if), source, _catalog(), address)
@@ -370,7 +370,7 @@ def reports_page(plan: Plan | None) -> None:
                        mime="application/json", key="download_plan", on_click="ignore")
     from dataclasses import asdict
 
-    from planner.report import cost_rows
+    from planner.reports.cost_report import cost_rows
     st.dataframe(pd.DataFrame([asdict(r) for r in cost_rows(plan)]), hide_index=True)
 
 

@@ -13,12 +13,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from planner.pareto import ParetoPoint
-from planner.plan import Plan
-from planner.profiles import ProfileRow
-from planner.report import HOURS_PER_MONTH
-from planner.verification import VerificationReport
-from planner.workloads import WorkloadSet
+from planner.planning.pareto import ParetoPoint
+from planner.core.plan import Plan
+from planner.core.profiles import ProfileRow
+from planner.reports.cost_report import HOURS_PER_MONTH
+from planner.deployment.verification import VerificationReport
+from planner.core.workloads import WorkloadSet
 
 UI_TIME_LIMIT_S = 2.0   # the solver's limit per plan in the UI; the example solves in ~0.1 s
 
@@ -119,8 +119,8 @@ def pareto_rows(points: Sequence[ParetoPoint]) -> list[dict[str, Any]]:
 
 
 def explanation_lines(plan: Plan) -> dict[str, list[str]]:
-    """Per workload: why it got its configuration (planner/explain.py), as text lines."""
-    from planner.explain import explain_plan
+    """Per workload: why it got its configuration (planner/planning/explain.py), as text lines."""
+    from planner.planning.explain import explain_plan
 
     return {e.workload: e.lines() for e in explain_plan(plan, plan.inventory, plan.max_utilization)}
 
@@ -136,8 +136,8 @@ def verification_rows(result: VerificationReport) -> list[dict[str, Any]]:
 
 
 def report_formats() -> tuple[str, ...]:
-    """Every format planner.report can write (read at call time, so new formats appear here)."""
-    from planner import report
+    """Every format planner.reports.cost_report can write (read at call time, so new formats appear here)."""
+    from planner.reports import cost_report as report
 
     return tuple(report.FORMATS)
 

@@ -2,7 +2,7 @@
 
 The default set is the one `planner demo` plans with, minus this machine's fresh CPU
 run: GPU rows measured on H100/H200 (profiles/reference/), roofline estimates from
-the H100 rows for other accelerators (planner/estimator.py), and the committed CPU
+the H100 rows for other accelerators (planner/profiling/estimator.py), and the committed CPU
 profile (profiles/reference/cpu-x86.csv) in place of a live CPU measurement. An
 uploaded CSV is imported with the CLI's importer, so its rows keep the `source` the
 file gives them (or `imported` for perf_analyzer / Model Analyzer exports).
@@ -16,8 +16,8 @@ from typing import Sequence
 
 import pandas as pd
 
-from planner.catalog import Catalog
-from planner.profiles import ProfileRow
+from planner.core.catalog import Catalog
+from planner.core.profiles import ProfileRow
 
 REFERENCE_CPU = Path(__file__).resolve().parent.parent / "profiles" / "reference" / "cpu-x86.csv"
 
@@ -39,7 +39,7 @@ def default_rows(catalog: Catalog) -> list[ProfileRow]:
     """Reference GPU rows, their estimates for other accelerators, and the committed CPU profile."""
     from planner.demo import reference_and_estimated_rows
     from planner.models import builtin_model_names
-    from planner.profiles import read_profiles_csv
+    from planner.core.profiles import read_profiles_csv
 
     reference, estimated = reference_and_estimated_rows(catalog, builtin_model_names())
     cpu = read_profiles_csv(REFERENCE_CPU, known_hardware=catalog.names())
@@ -48,7 +48,7 @@ def default_rows(catalog: Catalog) -> list[ProfileRow]:
 
 def rows_from_upload(data: bytes, name: str, catalog: Catalog) -> list[ProfileRow]:
     """Rows of an uploaded profiles CSV (the planner's format); InputError names the bad cell."""
-    from planner.importers import import_profiles_csv
+    from planner.profiling.importers import import_profiles_csv
 
     with tempfile.TemporaryDirectory(prefix="planner-ui-") as folder:
         path = Path(folder) / Path(name).name

@@ -3,7 +3,7 @@
 The YAML text is the one source of truth. The table shows its `workloads` list; an
 edit made in the table is applied to the parsed document (keeping fields the table
 does not show, such as `variants` or `qps_hourly`) and written back as YAML, which is
-then validated by the same loader the CLI uses (planner/workloads.py), so a bad cell
+then validated by the same loader the CLI uses (planner/core/workloads.py), so a bad cell
 gets the same field-level message as a bad file.
 """
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
-from planner.catalog import Catalog
-from planner.errors import InputError
-from planner.workloads import WorkloadSet, parse_workloads
+from planner.core.catalog import Catalog
+from planner.core.errors import InputError
+from planner.core.workloads import WorkloadSet, parse_workloads
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_WORKLOADS = REPO / "examples" / "workloads.yaml"

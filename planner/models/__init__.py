@@ -19,7 +19,7 @@ from typing import Callable
 
 import torch
 
-from planner.errors import UnknownModelError
+from planner.core.errors import UnknownModelError
 
 __all__ = ["ModelSpec", "builtin_model_names", "get_model"]
 

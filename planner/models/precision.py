@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from planner.errors import InputError, UnsupportedPrecision
+from planner.core.errors import InputError, UnsupportedPrecision
 from planner.models import ModelSpec
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")

@@ -1,0 +1,129 @@
+"""Verification results: what a deployed plan measured under load, beside what it predicted.
+
+Pure: the load generator (cluster/loadgen.py) produces latencies; this module
+turns them into verify.json's rows and the pass/fail verdict.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from planner.core.profiles import write_atomically
+
+# Offered Poisson load fluctuates: over a short window the achieved rate may fall
+# a few percent short of the target without the server being at fault.
+THROUGHPUT_TOLERANCE = 0.10
+
+
+def quantile_confidence_interval(samples: Sequence[float], q: float = 0.99,
+                                 confidence: float = 0.95) -> tuple[float | None, float | None]:
+    """Distribution-free interval for the q-quantile from order statistics (binomial).
+
+    The number of samples below the true quantile is Binomial(n, q); the interval is
+    [x_(l), x_(u)] with l, u the binomial's (1-c)/2 and (1+c)/2 points. An end is None
+    when n is too small to bound it: at n = 64, no sample bounds p99 from above (its
+    upper end lies beyond the largest), which is what a short window at low qps gives.
+    """
+    n = len(samples)
+    if n == 0:
+        return None, None
+    ordered = sorted(samples)
+    tail = (1.0 - confidence) / 2.0
+    cdf, lower_rank, upper_rank = 0.0, None, None
+    log_n_factorial, log_q, log_not_q = math.lgamma(n + 1), math.log(q), math.log1p(-q)
+    for k in range(n + 1):
+        # Binomial pmf in log space: math.comb(n, k) overflows a float for n in the thousands.
+        cdf += math.exp(log_n_factorial - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+                        + k * log_q + (n - k) * log_not_q)
+        if lower_rank is None and cdf > tail:
+            lower_rank = k          # P(B <= k) > tail: x_(k) (1-based) bounds the quantile from below
+        if cdf >= 1.0 - tail:
+            upper_rank = k + 1      # P(B <= k) >= 1 - tail: x_(k+1) bounds it from above
+            break
+    lower = ordered[lower_rank - 1] if lower_rank and lower_rank >= 1 else None
+    upper = ordered[upper_rank - 1] if upper_rank is not None and upper_rank <= n else None
+    return lower, upper
+
+
+@dataclass(frozen=True)
+class WorkloadVerification:
+    name: str
+    url: str
+    qps_target: float
+    duration_s: float
+    requests: int
+    throughput_rps: float
+    p50_ms: float | None
+    p99_ms: float | None
+    p99_ms_target: float | None
+    predicted_p99_ms: float
+    errors: int
+    passed: bool
+    notes: str
+    planned_batch_size: int | None = None
+    # Measured by Serve (ray_serve_actual_batch_size) over the load window, each batch counted at its
+    # histogram bucket's upper edge: exact for sizes 1 and 2, an upper bound above. None: unavailable.
+    mean_batch_size: float | None = None
+    batches: int | None = None
+    # 95% distribution-free interval for the true p99 from this window's sample (None: unbounded).
+    p99_ci_low_ms: float | None = None
+    p99_ci_high_ms: float | None = None
+
+    def as_json(self) -> dict:
+        data = asdict(self)
+        data["pass"] = data.pop("passed")
+        return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in data.items()}
+
+
+@dataclass(frozen=True)
+class VerificationReport:
+    workloads: tuple[WorkloadVerification, ...]
+    skipped: tuple[tuple[str, str], ...] = ()   # (workload, why it was not deployed here)
+    source: str = ""                            # where the measurements were taken
+
+    @property
+    def all_passed(self) -> bool:
+        return all(w.passed for w in self.workloads)
+
+
+def summarise(name: str, url: str, qps_target: float, duration_s: float, latencies_ms: Sequence[float],
+              errors: int, elapsed_s: float, p99_ms_target: float | None, predicted_p99_ms: float,
+              error_samples: Sequence[str] = ()) -> WorkloadVerification:
+    """Percentiles, achieved rate and the verdict for one workload's load window."""
+    completed = len(latencies_ms)
+    # The last requests of the window are expected to take up to the predicted p99 (a batch job's
+    # formation wait can be seconds), so that much of the tail does not count against the rate.
+    window_s = max(duration_s, elapsed_s - predicted_p99_ms / 1000.0)
+    throughput = completed / window_s if window_s > 0 else 0.0
+    p50 = float(np.percentile(latencies_ms, 50)) if completed else None
+    p99 = float(np.percentile(latencies_ms, 99)) if completed else None
+    low, high = quantile_confidence_interval(latencies_ms, 0.99)
+    problems = []
+    if errors:
+        problems.append(f"{errors} failed requests ({'; '.join(error_samples[:2])})")
+    if completed == 0:
+        problems.append("no request completed")
+    if p99 is not None and p99_ms_target is not None and p99 > p99_ms_target:
+        problems.append(f"p99 {p99:.1f} ms > target {p99_ms_target:g} ms")
+    if throughput < qps_target * (1 - THROUGHPUT_TOLERANCE):
+        problems.append(f"throughput {throughput:.1f} rps < {100 * (1 - THROUGHPUT_TOLERANCE):.0f}% of {qps_target:g}")
+    return WorkloadVerification(name=name, url=url, qps_target=qps_target, duration_s=duration_s,
+                                requests=completed + errors, throughput_rps=throughput, p50_ms=p50, p99_ms=p99,
+                                p99_ms_target=p99_ms_target, predicted_p99_ms=predicted_p99_ms, errors=errors,
+                                passed=not problems, notes="; ".join(problems),
+                                p99_ci_low_ms=low, p99_ci_high_ms=high)
+
+
+def verification_to_dict(report: VerificationReport) -> dict:
+    return {"source": report.source,
+            "workloads": [w.as_json() for w in report.workloads],
+            "skipped": [{"name": n, "reason": r} for n, r in report.skipped]}
+
+
+def write_verification(path: str | Path, report: VerificationReport) -> Path:
+    return write_atomically(path, json.dumps(verification_to_dict(report), indent=2) + "\n")
