@@ -17,7 +17,7 @@ from pathlib import Path
 
 from planner.core.errors import InputError
 from planner.core.plan import Plan, plan_from_dict, plan_to_dict
-from planner.core.profiles import write_atomically
+from planner.core.io import write_atomically
 
 DEFAULT_HISTORY = Path(".planner") / "deployments"
 

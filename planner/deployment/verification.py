@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from planner.core.profiles import write_atomically
+from planner.core.io import write_atomically
 
 # Offered Poisson load fluctuates: over a short window the achieved rate may fall
 # a few percent short of the target without the server being at fault.

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from planner.core.errors import InputError
-from planner.core.profiles import write_atomically
+from planner.core.io import write_atomically
 from planner.reports.cost_report import FORMATS, CostReport, CostRow, clean, report_to_dict
 
 ALL = "all"
