@@ -106,13 +106,13 @@ def profile(models: Sequence[str], precisions: Sequence[str] = ("fp32", "bf16"),
 def plan(workloads: WorkloadSet | str | Path, profiles: Iterable[ProfileRow] | ProfileResult | str | Path,
          catalog: Catalog | str | Path | None = None, time_limit_s: float = 10.0,
          num_workers: int = 2, inventory: str = "file", address: str | None = None,
-         serving_overhead_from: str | Path | None = None) -> Plan:
+         serving_overhead_from: VerificationReport | str | Path | None = None) -> Plan:
     """Choose hardware, precision, batch size and replicas per workload (never raises on infeasible).
 
     `inventory`: "file" (the workloads file's), "cluster" (the running Ray cluster's nodes, all
     owned; `address` to attach) or "catalog" (rent anything at catalog prices); planner/core/inventory.py.
-    `serving_overhead_from`: a verify.json; the serving-path overhead it measured replaces the
-    workloads file's assumed one (planner/deployment/feedback.py).
+    `serving_overhead_from`: a verify.json, or the report `verify` returned; the serving-path
+    overhead it measured replaces the workloads file's assumed one (planner/deployment/feedback.py).
     """
     cat = _catalog(catalog)
     provenance: dict[str, object] = {"catalog": cat.source_path, "catalog_version": cat.version,
@@ -129,10 +129,10 @@ def plan(workloads: WorkloadSet | str | Path, profiles: Iterable[ProfileRow] | P
     if serving_overhead_from is not None:
         from dataclasses import replace as _replace
 
-        from planner.deployment.feedback import read_overhead_feedback
-        feedback = read_overhead_feedback(serving_overhead_from, workloads.p99_overhead_ms)
+        from planner.deployment.feedback import overhead_feedback_from
+        feedback = overhead_feedback_from(serving_overhead_from, workloads.p99_overhead_ms)
         workloads = _replace(workloads, measured_overhead_ms=feedback.by_workload)
-        provenance["serving_overhead"] = f"{feedback.describe()}, from {serving_overhead_from}"
+        provenance["serving_overhead"] = f"{feedback.describe()}, from {feedback.origin}"
     candidates = candidate_tables(workloads, rows, cat)
     return optimize(workloads, candidates, SolverSettings(time_limit_s=time_limit_s, num_workers=num_workers),
                     provenance)
@@ -389,16 +389,12 @@ def cost_report(plan: Plan | str | Path, verification: VerificationReport | dict
                 comparisons: dict[str, float | None] | None = None, aggregate: str = "workload",
                 window_start: datetime | str | None = None, window_end: datetime | str | None = None):
     """The cost report's content (planner/reports/cost_report.py), to render with planner.reports.formats.render."""
-    from planner.reports.cost_report import build_report, read_verification
-    from planner.deployment.verification import verification_to_dict
+    from planner.deployment.verification import verification_data
+    from planner.reports.cost_report import build_report
 
-    source = "verify.json"
-    if isinstance(verification, (str, Path)):
-        source = str(verification)
-        verification = read_verification(verification)
-    elif isinstance(verification, VerificationReport):
-        verification = verification_to_dict(verification)
-    return build_report(_as_plan(plan), comparisons, verification, aggregate, window_start, window_end, source)
+    source = str(verification) if isinstance(verification, (str, Path)) else "verify.json"
+    data = None if verification is None else verification_data(verification)
+    return build_report(_as_plan(plan), comparisons, data, aggregate, window_start, window_end, source)
 
 
 def report(plan: Plan | str | Path, fmt: str, out: str | Path,

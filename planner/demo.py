@@ -113,7 +113,7 @@ def run_demo(console: Console, out: Path, workloads_path: str | Path | None = No
             verification = api.verify(plan, deployment, duration_s=duration_s)
         write_verification(out / "verify.json", verification)
         print_verification(console, verification)
-        feedback_note, replan = _feed_back(plan, workloads, planning_rows, catalog, out)
+        feedback_note, replan = _feed_back(plan, verification, workloads, planning_rows, catalog, out)
         if replan is not None:
             # Closing the loop: a second load window, judged against the re-plan's predictions
             # (measured on the same deployment: the re-plan kept every deployed configuration).
@@ -167,18 +167,19 @@ def _prediction_error_line(verification) -> str:
             f"p99 {', '.join(ratios)}.")
 
 
-def _feed_back(plan, workloads, planning_rows, catalog, out: Path):
+def _feed_back(plan, verification, workloads, planning_rows, catalog, out: Path):
     """Measured p99 off its prediction by > 25%: re-plan with the serving overhead verify measured.
 
-    Writes out/plan_feedback.json and returns (what changed, the re-plan if every deployed
-    workload kept its configuration, so the running deployment can be judged against it).
+    The verification is fed in as the object `api.verify` returned (verify.json is an output,
+    not a hand-off). Writes out/plan_feedback.json and returns (what changed, the re-plan if
+    every deployed workload kept its configuration, so the running deployment can be judged against it).
     """
-    from planner.deployment.feedback import read_overhead_feedback
+    from planner.deployment.feedback import overhead_feedback_from
 
-    feedback = read_overhead_feedback(out / "verify.json", workloads.p99_overhead_ms)
+    feedback = overhead_feedback_from(verification, workloads.p99_overhead_ms)
     if not feedback.needed:
         return "", None
-    replan = api.plan(workloads, planning_rows, catalog=catalog, serving_overhead_from=out / "verify.json")
+    replan = api.plan(workloads, planning_rows, catalog=catalog, serving_overhead_from=verification)
     if not replan.ok:
         return (f"fed back: {feedback.describe()}; with it, no plan meets every target "
                 f"({'; '.join(replan.infeasible)})"), None
