@@ -17,33 +17,13 @@ from planner.models import builtin_model_names
 from planner.core.plan import write_plan
 from planner.core.profiles import write_profiles_csv
 from planner.deployment.verification import write_verification
+from planner.profiling.reference import ESTIMATE_TARGETS, reference_and_estimated_rows
 from planner.reports.terminal import ProfileProgress, print_plan, print_verification
 from planner.core.workloads import load_workloads
 
 EXAMPLE_WORKLOADS = Path(__file__).resolve().parent.parent / "examples" / "workloads.yaml"
 # Logical CPUs the embedded Ray advertises, so every planned CPU replica can be placed.
 EMBEDDED_LOGICAL_CPUS = 8
-
-
-REFERENCE_DIR = Path(__file__).resolve().parent.parent / "profiles" / "reference"
-ESTIMATE_TARGETS = ("l4", "t4", "a100-80gb", "l40s", "tpu-v5e")
-
-
-def reference_and_estimated_rows(catalog, models: list[str]) -> tuple[list, list]:
-    """Inference rows measured on reference GPUs, and estimates from the H100 rows for other GPUs/TPUs."""
-    from planner.profiling.estimator import estimate_profiles
-    from planner.profiling.importers import import_profiles_csv
-
-    # GPU files only: this machine's CPU was just measured, so the committed CPU reference is not needed.
-    # Paths relative to the repository, so plan.json's provenance reads the same on every machine.
-    repo = REFERENCE_DIR.parent.parent
-    reference = [r for path in sorted(REFERENCE_DIR.glob("*.csv")) if not path.name.endswith(".skipped.csv")
-                 for r in import_profiles_csv(path.relative_to(repo) if Path.cwd() == repo else path,
-                                              known_hardware=catalog.names())
-                 if r.mode == "inference" and r.model in models and catalog.get(r.hardware).kind != "cpu"]
-    h100 = [r for r in reference if r.hardware == "h100"]
-    estimated = estimate_profiles(h100, dict(catalog.hardware), [catalog.get(n) for n in ESTIMATE_TARGETS])
-    return reference, estimated
 
 
 def run_demo(console: Console, out: Path, workloads_path: str | Path | None = None, duration_s: float = 8.0,
