@@ -213,28 +213,16 @@ def deploy(plan: Plan | str | Path, catalog: Catalog | str | Path | None = None,
 
 
 def _deploy_or_roll_back(the_plan: Plan, catalog: Catalog, http_port: int, history: str | Path):
+    """Deploy with a version history: planner/deployment/history.py decides, cluster/serving.py acts."""
     from cluster.serving import deploy_plan, health_check, remove_workloads_not_in
-    from planner.deployment.history import DeployHistory
-    from planner.core.errors import ClusterError
+    from planner.deployment.history import DeployHistory, deploy_recorded
 
-    log = DeployHistory(history)
-    try:
-        deployed, skipped = deploy_plan(the_plan, catalog, http_port=http_port)
+    def check(result) -> None:
+        deployed, _ = result
         health_check(deployed, {w.name: _request_body(w.model) for w in the_plan.workloads})
-    except ClusterError as exc:
-        failed = log.record(the_plan, "failed", str(exc))
-        last = log.latest_healthy()
-        if last is None:
-            raise ClusterError(f"{exc} (recorded as version {failed}; no healthy version to roll back to)") from None
-        restored = log.plan(last)
-        remove_workloads_not_in(the_plan, restored)
-        deploy_plan(restored, catalog, http_port=http_port)
-        version = log.record(restored, "healthy", f"automatic rollback to v{last} after v{failed} failed")
-        raise ClusterError(f"deploy of version {failed} failed its health checks ({exc}); rolled back to "
-                           f"version {last} (now recorded as version {version}). To fix: see `planner rollback "
-                           f"--list --history {history}` and the Serve logs") from None
-    log.record(the_plan, "healthy")
-    return deployed, skipped
+
+    return deploy_recorded(DeployHistory(history), the_plan, lambda p: deploy_plan(p, catalog, http_port=http_port),
+                           check, remove_workloads_not_in)
 
 
 def rollback(history: str | Path, catalog: Catalog | str | Path | None = None, address: str | None = None,
@@ -244,10 +232,7 @@ def rollback(history: str | Path, catalog: Catalog | str | Path | None = None, a
     from planner.deployment.history import DeployHistory
 
     log = DeployHistory(history)
-    target = version if version is not None else log.previous_healthy()
-    if target is None:
-        raise InputError("--history", str(history), "has no earlier healthy version to roll back to",
-                         "deploy with --history first; list versions with `planner rollback --list`")
+    target = log.rollback_target(version)
     restored = log.plan(target)
     current = log.latest_healthy()
     import ray
