@@ -48,6 +48,7 @@ def rows_from_upload(data: bytes, name: str, catalog: Catalog) -> list[ProfileRo
     """Rows of an uploaded profiles CSV (the planner's format); InputError names the bad cell."""
     from planner.profiling.importers import import_profiles_csv
 
+    # The CSV reader (planner/core/profiles.py) reads a file, not text: the upload goes through one until it does.
     with tempfile.TemporaryDirectory(prefix="planner-ui-") as folder:
         path = Path(folder) / Path(name).name
         path.write_bytes(data)
