@@ -27,10 +27,10 @@ from planner.core.catalog import load_catalog
 from planner.models import builtin_model_names, get_model
 from planner.profiling.profiler import TimingBudget, profile_grid
 from planner.core.profiles import SkippedPoint, write_profiles_csv
+from planner.core.workloads import PRECISIONS
 from planner.profiling.training import profile_training_point
 
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 TRAINING_BATCH_SIZES = (8, 32, 128)
 
 

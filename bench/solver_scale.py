@@ -23,11 +23,10 @@ from planner.planning.candidate_tables import enumerate_tables
 from planner.core.catalog import load_catalog
 from planner.planning.optimizer import SolverSettings, optimize
 from planner.core.profiles import ProfileRow
-from planner.core.workloads import Workload, WorkloadSet
+from planner.core.workloads import PRECISIONS, Workload, WorkloadSet
 
 HARDWARE = ("cpu-x86", "cpu-n2", "t4", "l4", "a10g", "l40s", "a100-40gb", "a100-80gb", "h100", "h200",
             "tpu-v5e", "tpu-v6e")
-PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 BATCHES = (1, 2, 4, 8, 16, 32, 64, 128)
 SPEEDUP = {"fp32": 1.0, "bf16": 1.8, "fp16": 1.8, "int8": 2.5}
 QUALITY = {"fp32": 0.0, "bf16": 0.002, "fp16": 0.001, "int8": 0.01}

@@ -106,13 +106,13 @@ def profile(models: Sequence[str], precisions: Sequence[str] = ("fp32", "bf16"),
 def plan(workloads: WorkloadSet | str | Path, profiles: Iterable[ProfileRow] | ProfileResult | str | Path,
          catalog: Catalog | str | Path | None = None, time_limit_s: float = 10.0,
          num_workers: int = 2, inventory: str = "file", address: str | None = None,
-         serving_overhead_from: str | Path | None = None) -> Plan:
+         serving_overhead_from: VerificationReport | str | Path | None = None) -> Plan:
     """Choose hardware, precision, batch size and replicas per workload (never raises on infeasible).
 
     `inventory`: "file" (the workloads file's), "cluster" (the running Ray cluster's nodes, all
     owned; `address` to attach) or "catalog" (rent anything at catalog prices); planner/core/inventory.py.
-    `serving_overhead_from`: a verify.json; the serving-path overhead it measured replaces the
-    workloads file's assumed one (planner/deployment/feedback.py).
+    `serving_overhead_from`: a verify.json, or the report `verify` returned; the serving-path
+    overhead it measured replaces the workloads file's assumed one (planner/deployment/feedback.py).
     """
     cat = _catalog(catalog)
     provenance: dict[str, object] = {"catalog": cat.source_path, "catalog_version": cat.version,
@@ -129,10 +129,10 @@ def plan(workloads: WorkloadSet | str | Path, profiles: Iterable[ProfileRow] | P
     if serving_overhead_from is not None:
         from dataclasses import replace as _replace
 
-        from planner.deployment.feedback import read_overhead_feedback
-        feedback = read_overhead_feedback(serving_overhead_from, workloads.p99_overhead_ms)
+        from planner.deployment.feedback import overhead_feedback_from
+        feedback = overhead_feedback_from(serving_overhead_from, workloads.p99_overhead_ms)
         workloads = _replace(workloads, measured_overhead_ms=feedback.by_workload)
-        provenance["serving_overhead"] = f"{feedback.describe()}, from {serving_overhead_from}"
+        provenance["serving_overhead"] = f"{feedback.describe()}, from {feedback.origin}"
     candidates = candidate_tables(workloads, rows, cat)
     return optimize(workloads, candidates, SolverSettings(time_limit_s=time_limit_s, num_workers=num_workers),
                     provenance)
@@ -213,28 +213,16 @@ def deploy(plan: Plan | str | Path, catalog: Catalog | str | Path | None = None,
 
 
 def _deploy_or_roll_back(the_plan: Plan, catalog: Catalog, http_port: int, history: str | Path):
+    """Deploy with a version history: planner/deployment/history.py decides, cluster/serving.py acts."""
     from cluster.serving import deploy_plan, health_check, remove_workloads_not_in
-    from planner.deployment.history import DeployHistory
-    from planner.core.errors import ClusterError
+    from planner.deployment.history import DeployHistory, deploy_recorded
 
-    log = DeployHistory(history)
-    try:
-        deployed, skipped = deploy_plan(the_plan, catalog, http_port=http_port)
+    def check(result) -> None:
+        deployed, _ = result
         health_check(deployed, {w.name: _request_body(w.model) for w in the_plan.workloads})
-    except ClusterError as exc:
-        failed = log.record(the_plan, "failed", str(exc))
-        last = log.latest_healthy()
-        if last is None:
-            raise ClusterError(f"{exc} (recorded as version {failed}; no healthy version to roll back to)") from None
-        restored = log.plan(last)
-        remove_workloads_not_in(the_plan, restored)
-        deploy_plan(restored, catalog, http_port=http_port)
-        version = log.record(restored, "healthy", f"automatic rollback to v{last} after v{failed} failed")
-        raise ClusterError(f"deploy of version {failed} failed its health checks ({exc}); rolled back to "
-                           f"version {last} (now recorded as version {version}). To fix: see `planner rollback "
-                           f"--list --history {history}` and the Serve logs") from None
-    log.record(the_plan, "healthy")
-    return deployed, skipped
+
+    return deploy_recorded(DeployHistory(history), the_plan, lambda p: deploy_plan(p, catalog, http_port=http_port),
+                           check, remove_workloads_not_in)
 
 
 def rollback(history: str | Path, catalog: Catalog | str | Path | None = None, address: str | None = None,
@@ -244,10 +232,7 @@ def rollback(history: str | Path, catalog: Catalog | str | Path | None = None, a
     from planner.deployment.history import DeployHistory
 
     log = DeployHistory(history)
-    target = version if version is not None else log.previous_healthy()
-    if target is None:
-        raise InputError("--history", str(history), "has no earlier healthy version to roll back to",
-                         "deploy with --history first; list versions with `planner rollback --list`")
+    target = log.rollback_target(version)
     restored = log.plan(target)
     current = log.latest_healthy()
     import ray
@@ -389,16 +374,12 @@ def cost_report(plan: Plan | str | Path, verification: VerificationReport | dict
                 comparisons: dict[str, float | None] | None = None, aggregate: str = "workload",
                 window_start: datetime | str | None = None, window_end: datetime | str | None = None):
     """The cost report's content (planner/reports/cost_report.py), to render with planner.reports.formats.render."""
-    from planner.reports.cost_report import build_report, read_verification
-    from planner.deployment.verification import verification_to_dict
+    from planner.deployment.verification import verification_data
+    from planner.reports.cost_report import build_report
 
-    source = "verify.json"
-    if isinstance(verification, (str, Path)):
-        source = str(verification)
-        verification = read_verification(verification)
-    elif isinstance(verification, VerificationReport):
-        verification = verification_to_dict(verification)
-    return build_report(_as_plan(plan), comparisons, verification, aggregate, window_start, window_end, source)
+    source = str(verification) if isinstance(verification, (str, Path)) else "verify.json"
+    data = None if verification is None else verification_data(verification)
+    return build_report(_as_plan(plan), comparisons, data, aggregate, window_start, window_end, source)
 
 
 def report(plan: Plan | str | Path, fmt: str, out: str | Path,

@@ -194,7 +194,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
     from planner import api
     from planner.planning.batch_jobs import schedule_to_dict
-    from planner.core.profiles import write_atomically
+    from planner.core.io import write_atomically
     from rich.table import Table
 
     schedule, inputs = api.schedule(args.workloads, args.profiles, plan=args.plan, catalog=args.catalog,
@@ -222,7 +222,8 @@ def cmd_pareto(args: argparse.Namespace) -> int:
     from planner.core.catalog import load_catalog
     from planner.models import builtin_model_names
     from planner.planning.pareto import cost_vs_energy, cost_vs_p99
-    from planner.core.profiles import read_profiles_csv, write_atomically
+    from planner.core.io import write_atomically
+    from planner.core.profiles import read_profiles_csv
     from planner.core.workloads import load_workloads
 
     catalog = load_catalog(args.catalog)

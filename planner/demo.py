@@ -17,33 +17,13 @@ from planner.models import builtin_model_names
 from planner.core.plan import write_plan
 from planner.core.profiles import write_profiles_csv
 from planner.deployment.verification import write_verification
+from planner.profiling.reference import ESTIMATE_TARGETS, reference_and_estimated_rows
 from planner.reports.terminal import ProfileProgress, print_plan, print_verification
 from planner.core.workloads import load_workloads
 
 EXAMPLE_WORKLOADS = Path(__file__).resolve().parent.parent / "examples" / "workloads.yaml"
 # Logical CPUs the embedded Ray advertises, so every planned CPU replica can be placed.
 EMBEDDED_LOGICAL_CPUS = 8
-
-
-REFERENCE_DIR = Path(__file__).resolve().parent.parent / "profiles" / "reference"
-ESTIMATE_TARGETS = ("l4", "t4", "a100-80gb", "l40s", "tpu-v5e")
-
-
-def reference_and_estimated_rows(catalog, models: list[str]) -> tuple[list, list]:
-    """Inference rows measured on reference GPUs, and estimates from the H100 rows for other GPUs/TPUs."""
-    from planner.profiling.estimator import estimate_profiles
-    from planner.profiling.importers import import_profiles_csv
-
-    # GPU files only: this machine's CPU was just measured, so the committed CPU reference is not needed.
-    # Paths relative to the repository, so plan.json's provenance reads the same on every machine.
-    repo = REFERENCE_DIR.parent.parent
-    reference = [r for path in sorted(REFERENCE_DIR.glob("*.csv")) if not path.name.endswith(".skipped.csv")
-                 for r in import_profiles_csv(path.relative_to(repo) if Path.cwd() == repo else path,
-                                              known_hardware=catalog.names())
-                 if r.mode == "inference" and r.model in models and catalog.get(r.hardware).kind != "cpu"]
-    h100 = [r for r in reference if r.hardware == "h100"]
-    estimated = estimate_profiles(h100, dict(catalog.hardware), [catalog.get(n) for n in ESTIMATE_TARGETS])
-    return reference, estimated
 
 
 def run_demo(console: Console, out: Path, workloads_path: str | Path | None = None, duration_s: float = 8.0,
@@ -113,7 +93,7 @@ def run_demo(console: Console, out: Path, workloads_path: str | Path | None = No
             verification = api.verify(plan, deployment, duration_s=duration_s)
         write_verification(out / "verify.json", verification)
         print_verification(console, verification)
-        feedback_note, replan = _feed_back(plan, workloads, planning_rows, catalog, out)
+        feedback_note, replan = _feed_back(plan, verification, workloads, planning_rows, catalog, out)
         if replan is not None:
             # Closing the loop: a second load window, judged against the re-plan's predictions
             # (measured on the same deployment: the re-plan kept every deployed configuration).
@@ -167,18 +147,19 @@ def _prediction_error_line(verification) -> str:
             f"p99 {', '.join(ratios)}.")
 
 
-def _feed_back(plan, workloads, planning_rows, catalog, out: Path):
+def _feed_back(plan, verification, workloads, planning_rows, catalog, out: Path):
     """Measured p99 off its prediction by > 25%: re-plan with the serving overhead verify measured.
 
-    Writes out/plan_feedback.json and returns (what changed, the re-plan if every deployed
-    workload kept its configuration, so the running deployment can be judged against it).
+    The verification is fed in as the object `api.verify` returned (verify.json is an output,
+    not a hand-off). Writes out/plan_feedback.json and returns (what changed, the re-plan if
+    every deployed workload kept its configuration, so the running deployment can be judged against it).
     """
-    from planner.deployment.feedback import read_overhead_feedback
+    from planner.deployment.feedback import overhead_feedback_from
 
-    feedback = read_overhead_feedback(out / "verify.json", workloads.p99_overhead_ms)
+    feedback = overhead_feedback_from(verification, workloads.p99_overhead_ms)
     if not feedback.needed:
         return "", None
-    replan = api.plan(workloads, planning_rows, catalog=catalog, serving_overhead_from=out / "verify.json")
+    replan = api.plan(workloads, planning_rows, catalog=catalog, serving_overhead_from=verification)
     if not replan.ok:
         return (f"fed back: {feedback.describe()}; with it, no plan meets every target "
                 f"({'; '.join(replan.infeasible)})"), None

@@ -7,7 +7,7 @@ import pytest
 
 from planner import api
 from planner.core.errors import InputError
-from planner.deployment.feedback import overhead_feedback, read_overhead_feedback
+from planner.deployment.feedback import overhead_feedback, overhead_feedback_from
 
 
 def test_each_verified_workload_gets_its_measured_overhead():
@@ -38,10 +38,10 @@ def test_p99_interval_from_order_statistics():
 def test_bad_verify_files_are_named(tmp_path):
     with pytest.raises(InputError, match="not a verify.json"):
         (tmp_path / "v.json").write_text("[]")
-        read_overhead_feedback(tmp_path / "v.json", 10.0)
+        overhead_feedback_from(tmp_path / "v.json", 10.0)
     with pytest.raises(InputError, match="no workload with a measured"):
         (tmp_path / "v.json").write_text(json.dumps({"workloads": []}))
-        read_overhead_feedback(tmp_path / "v.json", 10.0)
+        overhead_feedback_from(tmp_path / "v.json", 10.0)
 
 
 def test_replan_with_the_measured_overhead_predicts_what_was_measured(tmp_path):
@@ -59,3 +59,25 @@ def test_replan_with_the_measured_overhead_predicts_what_was_measured(tmp_path):
     for w in plan.workloads[1:]:  # not verified: nothing measured about their path, prediction unchanged
         assert again[w.name].chosen.predicted_p99_ms == pytest.approx(w.chosen.predicted_p99_ms)
     assert "measured" in replan.provenance["serving_overhead"]
+
+
+def test_a_verification_in_memory_feeds_back_the_same_as_its_verify_json(tmp_path):
+    from planner.deployment.verification import VerificationReport, summarise, write_verification
+
+    data = "tests/data"
+    plan = api.plan(f"{data}/workloads_ok.yaml", f"{data}/profiles_small.csv")
+    w = plan.workloads[0]
+    # 200 requests whose p99 lands 7.5 ms (and a fraction the file rounds away) above the prediction.
+    latencies = [w.chosen.predicted_p99_ms + 7.5123456] * 200
+    row = summarise(w.name, "http://127.0.0.1:1/x", w.qps_target, 1.0, latencies, 0, 1.0, w.p99_ms_target,
+                    w.chosen.predicted_p99_ms)
+    measured = VerificationReport(workloads=(row,), source="measured over HTTP (fixture)")
+    path = write_verification(tmp_path / "verify.json", measured)
+    from_file = overhead_feedback_from(path, 10.0)
+    in_memory = overhead_feedback_from(measured, 10.0)
+    assert in_memory.by_workload == from_file.by_workload and in_memory.needed == from_file.needed
+    assert from_file.origin == str(path) and in_memory.origin == "the verification measured over HTTP (fixture)"
+    replan = api.plan(f"{data}/workloads_ok.yaml", f"{data}/profiles_small.csv", serving_overhead_from=measured)
+    again = api.plan(f"{data}/workloads_ok.yaml", f"{data}/profiles_small.csv", serving_overhead_from=path)
+    assert [x.chosen for x in replan.workloads] == [x.chosen for x in again.workloads]
+    assert replan.provenance["serving_overhead"].endswith("from the verification measured over HTTP (fixture)")

@@ -1,4 +1,4 @@
-"""Cost reports (planner/reports/cost_report.py, report_formats.py, report_html.py): content, every format, errors.
+"""Cost reports (planner/reports/cost_report.py, formats.py, cells.py, markdown.py, html.py): content, every format, errors.
 
 Golden files under tests/data/golden/ are rendered from a fixed, hand-built plan (CPU, a shared
 GPU with an idle remainder, a TPU whose energy is unknown). Text formats are compared byte for

@@ -8,9 +8,7 @@ short solver time limit, so each change re-plans in about a second.
 """
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, Sequence
 
 from planner.planning.pareto import ParetoPoint
@@ -143,12 +141,11 @@ def report_formats() -> tuple[str, ...]:
 
 
 def report_bytes(plan: Plan, fmt: str, verification=None) -> bytes:
-    """The cost report in one format, rendered by `planner.api.report` exactly as the CLI writes it.
+    """The cost report in one format, rendered in memory by the same code `planner report` writes files with.
 
     With `verification` (what the Deploy and verify page measured), the report has plan vs actual.
     """
     from planner import api
+    from planner.reports.formats import render
 
-    with tempfile.TemporaryDirectory(prefix="planner-ui-") as folder:
-        written = api.report(plan, fmt, Path(folder) / f"cost_report.{fmt}", verification=verification)
-        return Path(written).read_bytes()
+    return render(api.cost_report(plan, verification), fmt)

@@ -19,8 +19,6 @@ import pandas as pd
 from planner.core.catalog import Catalog
 from planner.core.profiles import ProfileRow
 
-REFERENCE_CPU = Path(__file__).resolve().parent.parent / "profiles" / "reference" / "cpu-x86.csv"
-
 # What each `source` means, for the legend next to every chart and table.
 SOURCE_MEANING = {
     "measured": "timed on the device named in source_detail",
@@ -37,9 +35,9 @@ FRAME_COLUMNS = ("model", "hardware", "precision", "batch_size", "source", "late
 
 def default_rows(catalog: Catalog) -> list[ProfileRow]:
     """Reference GPU rows, their estimates for other accelerators, and the committed CPU profile."""
-    from planner.demo import reference_and_estimated_rows
-    from planner.models import builtin_model_names
     from planner.core.profiles import read_profiles_csv
+    from planner.models import builtin_model_names
+    from planner.profiling.reference import REFERENCE_CPU, reference_and_estimated_rows
 
     reference, estimated = reference_and_estimated_rows(catalog, builtin_model_names())
     cpu = read_profiles_csv(REFERENCE_CPU, known_hardware=catalog.names())
@@ -50,6 +48,7 @@ def rows_from_upload(data: bytes, name: str, catalog: Catalog) -> list[ProfileRo
     """Rows of an uploaded profiles CSV (the planner's format); InputError names the bad cell."""
     from planner.profiling.importers import import_profiles_csv
 
+    # The CSV reader (planner/core/profiles.py) reads a file, not text: the upload goes through one until it does.
     with tempfile.TemporaryDirectory(prefix="planner-ui-") as folder:
         path = Path(folder) / Path(name).name
         path.write_bytes(data)

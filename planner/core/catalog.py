@@ -10,7 +10,7 @@ import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal, Mapping, Optional
+from typing import Literal, Mapping, Optional, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -19,7 +19,10 @@ from planner.core.errors import InputError, UnknownHardwareError
 
 DEFAULT_CATALOG_PATH: Path = Path(__file__).resolve().parents[2] / "profiles" / "catalog.yaml"
 
-PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8")
+# Precisions a catalog entry may give a peak for: wider than those the planner profiles and serves
+# (planner.core.workloads.PRECISIONS), since spec sheets also quote TF32 and FP8 peaks.
+PeakPrecision = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8"]
+PEAK_PRECISIONS: tuple[str, ...] = get_args(PeakPrecision)
 KIND_UNIT = {"cpu": "vcpu", "gpu": "gpu", "tpu": "tpu_chip"}
 
 
@@ -83,7 +86,7 @@ class _Entry(BaseModel):
     price_includes_host: bool
     memory_gib: Optional[float] = Field(ge=0)
     memory_bandwidth_gbps: Optional[float] = Field(default=None, ge=0)
-    peak_tflops: dict[Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8"], float] = Field(
+    peak_tflops: dict[PeakPrecision, float] = Field(
         default_factory=dict)
     spec_source: str = Field(min_length=1)
     power_idle_w: Optional[float] = Field(default=None, ge=0)
@@ -148,7 +151,7 @@ def _from_validation_error(file: Path, raw: object, err: ValidationError) -> Inp
     msg = first["msg"]
     value = _Missing() if first["type"] == "missing" else first.get("input")
     if first["type"] == "literal_error" and loc[-2:-1] == ("peak_tflops",):
-        msg = f"unknown precision (allowed: {', '.join(PRECISIONS)})"
+        msg = f"unknown precision (allowed: {', '.join(PEAK_PRECISIONS)})"
     fix = _FIXES.get(first["type"], "correct the value")
     if first["type"] == "literal_error":
         fix = f"{fix} ({first.get('ctx', {}).get('expected', '')})"

@@ -25,13 +25,12 @@ import csv
 import difflib
 import io
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from planner.core.errors import InputError
+from planner.core.io import write_atomically
 from planner.core.workloads import PRECISIONS
 
 SOURCES = ("measured", "estimated", "imported")
@@ -205,21 +204,6 @@ def profiles_to_csv_text(rows: Sequence[ProfileRow]) -> str:
         data = asdict(row)
         writer.writerow([_format(data[c]) for c in COLUMNS])
     return buffer.getvalue()
-
-
-def write_atomically(path: str | Path, text: str | bytes) -> Path:
-    """Write a file (text, or bytes for binary formats) so readers see the old content or the new one, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_profiles_csv(path: str | Path, rows: Sequence[ProfileRow]) -> Path:

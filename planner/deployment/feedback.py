@@ -15,11 +15,12 @@ overhead, since nothing was measured about its path.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from planner.core.errors import InputError
+from planner.deployment.verification import VerificationReport, verification_data
 
 # A prediction this close to the measurement needs no feedback (the issue's tolerance for verify).
 TOLERANCE = 0.25
@@ -31,6 +32,7 @@ class OverheadFeedback:
     per_workload: tuple[tuple[str, float, float, float], ...]   # (name, measured p99, predicted p99, overhead)
     # (name, low, high) of the measured p99's 95% interval, when verify.json has it (high None: unbounded)
     intervals: tuple[tuple[str, float | None, float | None], ...] = ()
+    origin: str = ""    # where the measurements came from: the verify.json path, or the report's source
 
     @property
     def by_workload(self) -> dict[str, float]:
@@ -79,12 +81,18 @@ def overhead_feedback(verified: Iterable[Mapping], assumed_ms: float) -> Overhea
     return OverheadFeedback(assumed_ms, tuple(per_workload), tuple(intervals))
 
 
-def read_overhead_feedback(path: str | Path, assumed_ms: float) -> OverheadFeedback:
-    """`planner plan --serving-overhead-from verify.json`: the feedback from a verification file."""
-    from planner.reports.cost_report import read_verification
-
-    workloads = read_verification(path, "--serving-overhead-from").get("workloads")
+def overhead_feedback_from(verification: VerificationReport | Mapping[str, Any] | str | Path,
+                           assumed_ms: float) -> OverheadFeedback:
+    """`planner plan --serving-overhead-from verify.json`, or `api.plan(serving_overhead_from=...)` with
+    the report `api.verify` returned: the feedback from that verification."""
+    flag = "--serving-overhead-from"
+    data = verification_data(verification, flag)
+    if isinstance(verification, (str, Path)):
+        origin = str(verification)
+    else:   # in memory: say where it was measured instead
+        origin = f"the verification {data['source']}" if data.get("source") else "a verification in memory"
+    workloads = data.get("workloads")
     if not isinstance(workloads, list):
-        raise InputError("--serving-overhead-from", str(path), "not a verify.json (no workloads list)",
+        raise InputError(flag, origin, "not a verify.json (no workloads list)",
                          "give the verify.json written by `planner verify --out`")
-    return overhead_feedback(workloads, assumed_ms)
+    return replace(overhead_feedback(workloads, assumed_ms), origin=origin)

@@ -7,6 +7,10 @@ with status ``healthy`` (deployed and passed its health checks), ``failed``
 (did not), or ``rolled_back_to`` (a rollback redeployed an earlier version,
 which is then recorded again as a new healthy version). Files are written
 atomically, so an interrupted deploy never leaves a half-written version.
+
+`deploy_recorded` is the policy around a deploy (record it; on failed health checks record
+the failure and restore the last healthy version); the Serve calls it makes are passed in,
+so the policy stays pure and the `cluster` package stays the only one that touches Serve.
 """
 from __future__ import annotations
 
@@ -14,12 +18,14 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable, TypeVar
 
-from planner.core.errors import InputError
+from planner.core.errors import ClusterError, InputError
 from planner.core.plan import Plan, plan_from_dict, plan_to_dict
-from planner.core.profiles import write_atomically
+from planner.core.io import write_atomically
 
 DEFAULT_HISTORY = Path(".planner") / "deployments"
+Deployed = TypeVar("Deployed")
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,14 @@ class DeployHistory:
     def healthy_versions(self) -> list[int]:
         return [e.version for e in self.events() if e.status == "healthy"]
 
+    def rollback_target(self, version: int | None = None) -> int:
+        """`version`, or else the healthy version before the current one; InputError when there is none."""
+        target = version if version is not None else self.previous_healthy()
+        if target is None:
+            raise InputError("--history", str(self.path), "has no earlier healthy version to roll back to",
+                             "deploy with --history first; list versions with `planner rollback --list`")
+        return target
+
     def previous_healthy(self) -> int | None:
         """The healthy version before the current (latest healthy) one, or None."""
         healthy = self.healthy_versions()
@@ -74,3 +88,32 @@ class DeployHistory:
     def latest_healthy(self) -> int | None:
         healthy = self.healthy_versions()
         return healthy[-1] if healthy else None
+
+
+def deploy_recorded(log: DeployHistory, plan: Plan, deploy: Callable[[Plan], Deployed],
+                    health_check: Callable[[Deployed], None],
+                    remove_workloads_not_in: Callable[[Plan, Plan], None]) -> Deployed:
+    """Deploy `plan` and record it as the next version: healthy, or failed and rolled back.
+
+    `deploy` applies a plan, `health_check` probes what it deployed, and both raise ClusterError
+    on failure. Then the failure is recorded, the workloads only the failed plan has are removed,
+    the last healthy version is deployed again and recorded as a new healthy version, and
+    ClusterError says so (with nothing healthy to go back to, it says that instead).
+    """
+    try:
+        deployed = deploy(plan)
+        health_check(deployed)
+    except ClusterError as exc:
+        failed = log.record(plan, "failed", str(exc))
+        last = log.latest_healthy()
+        if last is None:
+            raise ClusterError(f"{exc} (recorded as version {failed}; no healthy version to roll back to)") from None
+        restored = log.plan(last)
+        remove_workloads_not_in(plan, restored)
+        deploy(restored)
+        version = log.record(restored, "healthy", f"automatic rollback to v{last} after v{failed} failed")
+        raise ClusterError(f"deploy of version {failed} failed its health checks ({exc}); rolled back to "
+                           f"version {last} (now recorded as version {version}). To fix: see `planner rollback "
+                           f"--list --history {log.path}` and the Serve logs") from None
+    log.record(plan, "healthy")
+    return deployed

@@ -1,7 +1,9 @@
 """Verification results: what a deployed plan measured under load, beside what it predicted.
 
 Pure: the load generator (cluster/loadgen.py) produces latencies; this module
-turns them into verify.json's rows and the pass/fail verdict.
+turns them into verify.json's rows and the pass/fail verdict. verify.json is
+written and read here only: `write_verification` and `read_verification`, and
+`verification_data` for callers that take a report object, its dict or the file.
 """
 from __future__ import annotations
 
@@ -9,11 +11,12 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from planner.core.profiles import write_atomically
+from planner.core.errors import InputError
+from planner.core.io import write_atomically
 
 # Offered Poisson load fluctuates: over a short window the achieved rate may fall
 # a few percent short of the target without the server being at fault.
@@ -127,3 +130,39 @@ def verification_to_dict(report: VerificationReport) -> dict:
 
 def write_verification(path: str | Path, report: VerificationReport) -> Path:
     return write_atomically(path, json.dumps(verification_to_dict(report), indent=2) + "\n")
+
+
+def read_verification(path: str | Path, flag: str = "--verify") -> dict[str, Any]:
+    """verify.json as a dict; InputError naming `flag` when it cannot be read.
+
+    A dict, not a VerificationReport: hand-written or older files carry only the fields a
+    report or the feedback needs (name, qps_target, p99_ms, ...), and their readers check those.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(flag, str(path), "file not found",
+                         f"pass a verify.json written by `planner verify`, or leave {flag} out")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        where = f"line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else "bytes"
+        raise InputError(flag, f"{path} ({where})", "not valid JSON",
+                         "pass a verify.json written by `planner verify`") from None
+    if not isinstance(data, dict):
+        raise InputError(flag, str(path), "not a verify.json: expected a JSON object with a workloads list",
+                         "pass a verify.json written by `planner verify`")
+    return data
+
+
+def verification_data(verification: VerificationReport | Mapping[str, Any] | str | Path,
+                      flag: str = "--verify") -> Mapping[str, Any]:
+    """verify.json's content from the report `api.verify` returned, that content as a dict, or the file.
+
+    A report goes through the same dict as the file (floats rounded as written), so an
+    in-memory verification and its verify.json give the same figures downstream.
+    """
+    if isinstance(verification, (str, Path)):
+        return read_verification(verification, flag)
+    if isinstance(verification, VerificationReport):
+        return verification_to_dict(verification)
+    return verification

@@ -14,9 +14,8 @@ import torch
 from torch import nn
 
 from planner.core.errors import InputError, UnsupportedPrecision
+from planner.core.workloads import PRECISIONS
 from planner.models import ModelSpec
-
-PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 
 _HALF_DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16}
 _INT8_REASON = ("int8 runs on CPUs (torch quantize_dynamic) and on NVIDIA GPUs of compute capability >= 7.5 "

@@ -20,11 +20,9 @@ properties), aggregated by workload, by the `team` label, or by hardware type.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any, Mapping
 
 from planner.planning.candidates import Candidate
@@ -287,24 +285,6 @@ def actuals_from(verification: Mapping[str, Any], source: str = "verify.json") -
             p99_off_prediction_pct=off, errors=int(_number(e.get("errors", 0), f"{where}.errors") or 0),
             passed=bool(e.get("pass", e.get("passed", False)))))
     return tuple(out)
-
-
-def read_verification(path: str | Path, flag: str = "--verify") -> dict[str, Any]:
-    """verify.json as a dict; InputError naming `flag` when it cannot be read."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(flag, str(path), "file not found",
-                         f"pass a verify.json written by `planner verify`, or leave {flag} out")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        where = f"line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else "bytes"
-        raise InputError(flag, f"{path} ({where})", "not valid JSON",
-                         "pass a verify.json written by `planner verify`") from None
-    if not isinstance(data, dict):
-        raise InputError(flag, str(path), "not a verify.json: expected a JSON object with a workloads list",
-                         "pass a verify.json written by `planner verify`")
-    return data
 
 
 def _instant(value: datetime | str, flag: str) -> datetime:

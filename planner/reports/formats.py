@@ -1,13 +1,14 @@
-"""Renderers of a CostReport (planner/reports/cost_report.py): CSV, JSON, Parquet, XLSX, Markdown; HTML in report_html.py.
+"""Renderers of a CostReport (planner/reports/cost_report.py): every format to bytes, and files on top.
 
     render(report, fmt) -> bytes        every format, in memory (what a UI offers for download)
     write_report(report, fmt, out)      one file, written atomically
     write_all(report, folder)           cost_report.<ext> for every format; nothing written unless all render
     read_back_totals(paths)             the total $/h each written file states (the demo checks they agree)
 
-CSV and Parquet hold the cost rows (one table); JSON, XLSX, Markdown and HTML also hold the
-comparisons, plan vs actual, the allocation and the provenance. Parquet keeps the whole JSON
-report in its schema metadata under `cost_report_json`.
+CSV, JSON, Parquet and XLSX are rendered here; Markdown in markdown.py and HTML in html.py,
+both from the same display cells (cells.py). CSV and Parquet hold the cost rows (one table);
+JSON, XLSX, Markdown and HTML also hold the comparisons, plan vs actual, the allocation and
+the provenance. Parquet keeps the whole JSON report in its schema metadata under `cost_report_json`.
 """
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from planner.core.errors import InputError
-from planner.core.profiles import write_atomically
+from planner.core.io import write_atomically
 from planner.reports.cost_report import FORMATS, CostReport, CostRow, clean, report_to_dict
+from planner.reports.html import render_html
+from planner.reports.markdown import render_markdown
 
 ALL = "all"
 STEM = "cost_report"
@@ -109,115 +112,6 @@ def render_xlsx(report: CostReport) -> bytes:
     return buffer.getvalue()
 
 
-# --- Markdown (pull-request comments) ------------------------------------------------------
-
-def money(usd: float | None, digits: int = 2) -> str:
-    if usd is None:
-        return "-"
-    sign = "-" if usd < 0 else ""
-    return f"{sign}${abs(usd):,.{digits}f}" if abs(usd) >= 1 or usd == 0 else f"{sign}${abs(usd):.4f}"
-
-
-def num(value: float | None, fmt: str = ".1f", suffix: str = "") -> str:
-    return "-" if value is None else f"{value:{fmt}}{suffix}"
-
-
-def configuration(r: CostRow) -> str:
-    if r.scope != "workload":
-        return f"{r.devices:g} {r.unit}" if r.unit else ""
-    return f"{r.hardware} {r.precision} batch {r.batch_size} x{r.replicas} ({r.devices:g} {r.unit})"
-
-
-def _md_table(header: list[str], rows: Iterable[list[str]]) -> list[str]:
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
-    right = [h for h in header if h.startswith(("$", "kWh", "kg", "util", "headroom", "p99", "p50", "qps", "thr",
-                                                 "errors", "savings", "cpu", "gpu", "tpu", "energy", "total"))]
-    return [line(header), "|" + "|".join("---:" if h in right else "---" for h in header) + "|"] + \
-        [line(r) for r in rows]
-
-
-def cost_table_cells(r: CostRow) -> list[str]:
-    """One cost row as display cells (shared by Markdown and HTML)."""
-    name = r.name if r.scope == "workload" else (f"{r.hardware} idle" if r.scope == "idle" else f"**{r.name}**"
-                                                 if r.scope == "total" else r.name)
-    basis = f" ({r.energy_basis})" if r.energy_basis else ""
-    energy = "unknown" if r.energy_kwh_per_month is None and r.energy_basis == "unknown" else \
-        num(r.energy_kwh_per_month, ".1f") + basis
-    headroom = "-" if r.slo_headroom_ms is None else f"{r.slo_headroom_ms:.1f} ms ({r.slo_headroom_pct:.0f}%)"
-    return [r.scope, name, r.team, configuration(r), money(r.usd_per_hour, 4), money(r.usd_per_month),
-            money(r.usd_per_million_requests, 4), energy, num(r.carbon_kg_co2e_per_month, ".2f"),
-            num(None if r.utilization is None else 100 * r.utilization, ".0f", "%"), headroom]
-
-
-COST_HEADER = ["scope", "name", "team", "configuration", "$/hour", "$/month", "$ per 1M requests",
-               "kWh/month", "kg CO2e/month", "utilization", "headroom to p99 target"]
-
-
-def comparison_cells(report: CostReport) -> tuple[list[str], list[list[str]]]:
-    header = ["plan", "$/hour", "$/month", "savings $/month", "savings %"]
-    total = report.total
-    rows = [["this plan", money(total.usd_per_hour, 4), money(total.usd_per_month), "-", "-"]]
-    for c in report.comparisons:
-        if c.usd_per_hour is None:
-            rows.append([c.name, "no feasible plan", "-", "-", "-"])
-        else:
-            rows.append([c.name, money(c.usd_per_hour, 4), money(c.usd_per_hour * report.hours_per_month),
-                         money(c.savings_usd_per_month), num(c.savings_pct, ".1f", "%")])
-    return header, rows
-
-
-def actual_cells(report: CostReport) -> tuple[list[str], list[list[str]]]:
-    header = ["workload", "qps target", "throughput rps", "p99 target ms", "p99 predicted ms", "p99 measured ms",
-              "p50 measured ms", "off prediction", "errors", "pass"]
-    return header, [[a.name, num(a.qps_target, "g"), num(a.throughput_rps, ".1f"), num(a.p99_target_ms, "g"),
-                     num(a.predicted_p99_ms, ".1f"), num(a.measured_p99_ms, ".1f"), num(a.measured_p50_ms, ".1f"),
-                     num(a.p99_off_prediction_pct, "+.0f", "%"), str(a.errors), "yes" if a.passed else "NO"]
-                    for a in report.actuals]
-
-
-def allocation_cells(report: CostReport) -> tuple[list[str], list[list[str]]]:
-    header = [report.aggregate, "cpu $", "gpu $", "tpu $", "energy $", "total $", "cpu core-h", "gpu-h",
-              "tpu chip-h", "properties"]
-    return header, [[a.name, money(a.cpu_cost), money(a.gpu_cost), money(a.tpu_cost), money(a.energy_cost),
-                     money(a.total_cost), num(a.cpu_core_hours, ",.0f"), num(a.gpu_hours, ",.0f"),
-                     num(a.tpu_chip_hours, ",.0f"), json.dumps(clean(a.properties), sort_keys=True)]
-                    for a in report.allocations]
-
-
-def provenance_cells(report: CostReport) -> list[list[str]]:
-    out = []
-    for key, value in report.provenance.items():
-        if isinstance(value, (list, tuple)):
-            value = "; ".join(str(v) for v in value)
-        elif key == "solver_gap_pct":
-            value = "no bound" if value is None else f"{value:.2f}%"
-        out.append([key, str(value)])
-    return out
-
-
-def render_markdown(report: CostReport) -> str:
-    total = report.total
-    window = report.allocations[0] if report.allocations else None
-    lines = [f"### Cost report: {money(total.usd_per_hour, 4)}/hour, {money(total.usd_per_month)}/month",
-             f"<!-- total_usd_per_hour: {clean(total.usd_per_hour)} -->", "",
-             f"Plan {report.plan_status}, objective {report.objective}; a month is "
-             f"{report.hours_per_month:g} hours. Energy: measured, estimated or unknown per row (unknown is "
-             "left out of the sums).", ""]
-    lines += _md_table(COST_HEADER, (cost_table_cells(r) for r in report.rows))
-    if report.comparisons:
-        lines += ["", "#### Against other plans", ""] + _md_table(*comparison_cells(report))
-    if report.actuals:
-        lines += ["", f"#### Plan vs actual ({report.actuals_source or 'verify.json'})", ""]
-        lines += _md_table(*actual_cells(report))
-    if window is not None:
-        lines += ["", f"#### Allocation by {report.aggregate}, {window.window_start} to {window.window_end}", ""]
-        lines += _md_table(*allocation_cells(report))
-    lines += ["", "<details><summary>Provenance</summary>", ""]
-    lines += _md_table(["", ""], provenance_cells(report)) + ["", "</details>", ""]
-    return "\n".join(lines)
-
-
 # --- dispatch and files --------------------------------------------------------------------
 
 def check_format(fmt: str, allow_all: bool = True) -> str:
@@ -234,10 +128,7 @@ def render(report: CostReport, fmt: str) -> bytes:
         return render_parquet(report)
     if fmt == "xlsx":
         return render_xlsx(report)
-    if fmt == "html":
-        from planner.reports.html import render_html
-        return render_html(report).encode()
-    return {"csv": render_csv, "json": render_json, "md": render_markdown}[fmt](report).encode()
+    return {"csv": render_csv, "json": render_json, "md": render_markdown, "html": render_html}[fmt](report).encode()
 
 
 def write_report(report: CostReport, fmt: str, out: str | Path) -> Path:
@@ -245,8 +136,7 @@ def write_report(report: CostReport, fmt: str, out: str | Path) -> Path:
     path = Path(out)
     if path.is_dir():
         path = path / f"{STEM}.{fmt}"
-    content = render(report, fmt)
-    return write_atomically(path, content if fmt in ("parquet", "xlsx") else content.decode())
+    return write_atomically(path, render(report, fmt))
 
 
 def write_all(report: CostReport, folder: str | Path) -> list[Path]:
@@ -256,8 +146,7 @@ def write_all(report: CostReport, folder: str | Path) -> list[Path]:
         raise InputError("--out", str(folder), "is a file; --format all writes a folder of files",
                          "pass a folder, e.g. --out reports/")
     contents = {fmt: render(report, fmt) for fmt in FORMATS}
-    return [write_atomically(folder / f"{STEM}.{fmt}", c if fmt in ("parquet", "xlsx") else c.decode())
-            for fmt, c in contents.items()]
+    return [write_atomically(folder / f"{STEM}.{fmt}", content) for fmt, content in contents.items()]
 
 
 def read_back_totals(paths: Iterable[str | Path]) -> dict[str, float]:

@@ -2,16 +2,16 @@
 
 No JavaScript, no fonts or stylesheets from elsewhere: it reads the same offline, in a mail
 attachment or a CI artefact, and prints cleanly (@media print). The tables are the Markdown
-report's cells (planner/reports/formats.py), so the two never disagree.
+report's cells (planner/reports/cells.py), so the two never disagree.
 """
 from __future__ import annotations
 
 from html import escape
 from typing import Sequence
 
+from planner.reports.cells import (COST_HEADER, actual_cells, allocation_cells, comparison_cells, cost_table_cells,
+                                   money, provenance_cells)
 from planner.reports.cost_report import CostReport, clean
-from planner.reports.formats import (COST_HEADER, actual_cells, allocation_cells, comparison_cells,
-                                    cost_table_cells, money, provenance_cells)
 
 BAR_COLOR = "#3b6ea8"
 IDLE_COLOR = "#b0b0b0"
