@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from planner.backends.registry import backend_for
 from planner.core.catalog import Catalog
 from planner.core.plan import Plan
 from planner.core.profiles import write_atomically
@@ -42,14 +43,14 @@ def serve_config(plan: Plan, catalog: Catalog, http_port: int = 8000, host: str 
     for w in plan.workloads:
         options = deployment_options(w, catalog, cpu_label_selector)
         hardware = catalog.get(w.chosen.hardware)
+        replica = backend_for(hardware).replica_settings(hardware, w.chosen.units_per_replica)
         deployment = {key: value for key, value in options.items()}
         applications.append({
             "name": w.name,
             "route_prefix": f"/{w.name}",
             "import_path": IMPORT_PATH,
             "args": {"name": w.name, "model": w.model, "precision": w.chosen.precision,
-                     "threads": int(max(1, w.chosen.units_per_replica)) if hardware.kind == "cpu" else 1,
-                     "device": {"cpu": "cpu", "gpu": "cuda"}.get(hardware.kind, hardware.kind)},
+                     "threads": replica.threads, "device": replica.device},
             "deployments": [deployment],
         })
     return {"proxy_location": "EveryNode", "http_options": {"host": host, "port": http_port},

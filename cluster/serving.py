@@ -27,7 +27,8 @@ from ray import serve
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from planner.core.catalog import Catalog
+from planner.backends.registry import backend_for
+from planner.core.catalog import Catalog, HardwareType
 from planner.core.errors import ClusterError
 from planner.core.plan import Plan, WorkloadPlan
 
@@ -149,41 +150,40 @@ def deployment_options(w: WorkloadPlan, catalog: Catalog,
                               c.batch_wait_timeout_ms, cpu_label_selector)}
 
 
-def replica_options(hardware: Any, units_per_replica: float, batch_size: int, batch_wait_timeout_ms: float,
+def replica_options(hardware: HardwareType, units_per_replica: float, batch_size: int, batch_wait_timeout_ms: float,
                     cpu_label_selector: dict[str, str] | None = None) -> dict[str, Any]:
     """The per-replica part of deployment_options (also what bench.serving_overhead deploys)."""
-    from planner.planning.packing import ACCELERATOR_REPLICA_CPUS
-    actor: dict[str, Any] = ({"num_cpus": units_per_replica} if hardware.kind == "cpu"
-                             else {"num_cpus": ACCELERATOR_REPLICA_CPUS})
-    if hardware.kind == "cpu" and cpu_label_selector:
-        actor["label_selector"] = dict(cpu_label_selector)
-    if hardware.kind == "gpu":
-        actor.update(num_gpus=units_per_replica, accelerator_type=hardware.ray_accelerator_type)
-    elif hardware.kind == "tpu":
-        actor.update(resources={"TPU": units_per_replica}, accelerator_type=hardware.ray_accelerator_type)
     return {
         # Room for one batch being run and one forming, so batching is never starved by admission.
         "max_ongoing_requests": max(8, 2 * batch_size),
-        "ray_actor_options": actor,
+        "ray_actor_options": backend_for(hardware).replica_actor_options(hardware, units_per_replica,
+                                                                        cpu_label_selector),
         "user_config": {"max_batch_size": batch_size,
                         "batch_wait_timeout_s": round(batch_wait_timeout_ms / 1000.0, 6)},
     }
 
 
 def locally_deployable(w: WorkloadPlan, catalog: Catalog, resources: dict[str, float]) -> str:
-    """'' if the connected cluster can host this workload's replicas, else the reason it cannot."""
+    """'' if the connected cluster can host this workload's replicas, else the reason it cannot.
+
+    Raises InputError, naming the workload and the backend, if the cluster could host it but its
+    backend cannot serve (a TPU workload: JAX has no Serve replica yet), rather than start it on the
+    wrong device.
+    """
     hardware = catalog.get(w.chosen.hardware)
-    if hardware.kind == "cpu":
-        return ""
-    key = f"accelerator_type:{hardware.ray_accelerator_type}"
-    if key not in resources:
+    if hardware.is_accelerator and f"accelerator_type:{hardware.ray_accelerator_type}" not in resources:
         return f"needs {hardware.display_name} ({hardware.unit}); the cluster has none"
+    backend_for(hardware).check_can_serve(w.name, hardware)
     return ""
 
 
 def deploy_plan(plan: Plan, catalog: Catalog, http_port: int = 8000,
                 host: str = "127.0.0.1") -> tuple[list[DeployedWorkload], list[SkippedWorkload]]:
-    """Deploy every deployable workload of the plan on the connected Ray cluster."""
+    """Deploy every deployable workload of the plan on the connected Ray cluster.
+
+    Every workload is judged before anything starts, so a refused one (locally_deployable) leaves
+    the cluster as it was.
+    """
     import ray
 
     if not ray.is_initialized():
@@ -191,19 +191,19 @@ def deploy_plan(plan: Plan, catalog: Catalog, http_port: int = 8000,
     from planner.core.inventory import cpu_only_label_selector
 
     resources = {k: float(v) for k, v in ray.cluster_resources().items()}
+    skip_reasons = {w.name: locally_deployable(w, catalog, resources) for w in plan.workloads}
     selector = cpu_only_label_selector(ray.nodes())
     serve.start(http_options={"host": host, "port": http_port})
     _check_http_port(http_port)
     deployed, skipped = [], []
     for w in plan.workloads:
-        reason = locally_deployable(w, catalog, resources)
-        if reason:
-            skipped.append(SkippedWorkload(w.name, reason))
+        if skip_reasons[w.name]:
+            skipped.append(SkippedWorkload(w.name, skip_reasons[w.name]))
             continue
         options = deployment_options(w, catalog, selector)
-        device = "cpu" if catalog.get(w.chosen.hardware).kind == "cpu" else "cuda"
-        app = ModelServer.options(**options).bind(w.model, w.chosen.precision,
-                                                  int(max(1, w.chosen.units_per_replica)), device)
+        hardware = catalog.get(w.chosen.hardware)
+        replica = backend_for(hardware).replica_settings(hardware, w.chosen.units_per_replica)
+        app = ModelServer.options(**options).bind(w.model, w.chosen.precision, replica.threads, replica.device)
         try:
             serve.run(app, name=w.name, route_prefix=f"/{w.name}", blocking=False)
         except Exception as exc:  # noqa: BLE001 - Serve raises many types; the user needs the workload and cause

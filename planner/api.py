@@ -90,7 +90,7 @@ def profile(models: Sequence[str], precisions: Sequence[str] = ("fp32", "bf16"),
     where = ensure_ray(address)
     jobs = [ProfileJob(m, p, hardware, tuple(batch_sizes), threads, max_batch_latency_ms,
                        cached=tuple(r for r in stored if r.model == m and r.precision == p and r.mode == "inference"
-                                    and r.units_per_replica == (threads if cat.get(hardware).kind == "cpu" else 1)))
+                                    and r.units_per_replica == cat.get(hardware).units_per_replica(threads)))
             for m in models for p in precisions]
     outcomes = run_profile_jobs(jobs, cat, on_done=on_progress, max_concurrent=max_concurrent, budget=budget)
     rows = tuple(r for o in outcomes for r in o.rows)
@@ -194,7 +194,7 @@ def deploy(plan: Plan | str | Path, catalog: Catalog | str | Path | None = None,
         raise InputError("plan", the_plan.status, "the plan places no workload", "fix the plan's infeasibility first")
     cat = _catalog(catalog)
     # An embedded Ray gets as many logical CPUs as the plan's CPU replicas ask for, at least the machine's.
-    cpu_units = sum(w.chosen.devices for w in the_plan.workloads if cat.get(w.chosen.hardware).kind == "cpu")
+    cpu_units = sum(w.chosen.devices for w in the_plan.workloads if not cat.get(w.chosen.hardware).is_accelerator)
     import os
     ensure_ray(address, num_cpus=max(os.cpu_count() or 1, int(cpu_units + 0.999)))
     if serve_config_path is not None:

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:Runtime
 from cluster.profiling import ProfileJob  # noqa: E402
 from planner.core.errors import InputError, PlannerError, UnsupportedPrecision  # noqa: E402
 from planner.backends.jax_tpu import (check_jax_sees, jax_devices_summary, jax_quality_loss,  # noqa: E402
-                                 mlp_digits_outputs, profile_jax_point)
+                                      mlp_digits_outputs, profile_jax_point, tpu_task_options)
 from planner.profiling.profiler import QUICK_BUDGET as QUICK  # noqa: E402
 
 
@@ -88,8 +88,6 @@ def test_refuses_gpu_hardware(catalog):
 
 
 def test_tpu_task_options(catalog):
-    from cluster.tpu_profiling import tpu_task_options
-
     assert tpu_task_options(catalog.get("tpu-v5e"), 4) == {
         "num_cpus": 1, "resources": {"TPU": 4}, "accelerator_type": "TPU-V5LITEPOD"}
     for chips in (0, 3, 16, 0.5):
@@ -159,8 +157,6 @@ def _job_and_node(job: ProfileJob, hardware, budget=None) -> tuple[str, object]:
 
 def test_tpu_task_lands_on_the_fake_tpu_node_and_refuses_while_cpu_task_measures(fake_tpu_cluster, catalog):
     import ray
-
-    from cluster.tpu_profiling import tpu_task_options
 
     tpu, cpu = catalog.get("tpu-v5e"), catalog.get("cpu-x86")
     body = ray.remote(_job_and_node)

@@ -151,3 +151,19 @@ def test_a_deploy_on_another_port_than_the_running_serve_is_refused(hetero_clust
     plan = Plan("OPTIMAL", "cost", 1.0, 1.0, 100.0, 0.1, (_workload("cpu-only", "cpu-x86", "vcpu", 1, 1),))
     with pytest.raises(ClusterError, match="port 8124.*--port 8124"):
         deploy_plan(plan, load_catalog(), http_port=8125)
+
+
+def test_a_tpu_workload_is_refused_at_deploy_not_started_on_the_wrong_device(hetero_cluster):
+    """The cluster has (fake) TPU chips, but JAX has no Serve replica: nothing of the plan starts."""
+    from ray import serve
+
+    from cluster.serving import deploy_plan
+    from planner.core.errors import InputError
+    from planner.core.plan import Plan
+
+    plan = Plan("OPTIMAL", "cost", 1.0, 1.0, 100.0, 0.1, (_workload("first-cpu", "cpu-x86", "vcpu", 1, 1),
+                                                           _workload("video-frames", "tpu-v5e", "tpu_chip", 1, 1)))
+    serve.start(http_options={"host": "127.0.0.1", "port": 8124})  # as the tests above left it
+    with pytest.raises(InputError, match="video-frames.*jax-tpu.*cannot serve"):
+        deploy_plan(plan, load_catalog(), http_port=8124)
+    assert not {"first-cpu", "video-frames"} & set(serve.status().applications)  # refused before starting any

@@ -1,4 +1,4 @@
-"""The JAX profiler harness: the one module that imports JAX (lazily, inside functions).
+"""The JAX-on-TPU backend and its profiler harness: the one module that imports JAX (lazily, inside functions).
 
 Why a second framework: TPUs run XLA programs, and JAX is how the planner reaches
 them. GPU profiling stays on torch (planner.profiling.profiler); this harness profiles on
@@ -15,6 +15,9 @@ measure only the enqueue.
 Honesty rules (STYLE.md 4): a row is ``measured`` only on the platform the hardware
 type names. A TPU hardware type on a process whose JAX sees no TPU is refused
 (``check_jax_sees``), so CPU timings can never be recorded under a TPU's name.
+
+The backend (``JaxTpuBackend``) profiles TPUs but has no Serve replica yet: a plan that
+puts a workload on a TPU is refused at deploy time (``Backend.check_can_serve``).
 """
 from __future__ import annotations
 
@@ -22,17 +25,19 @@ import hashlib
 import os
 import time
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
+from planner.backends.base import Backend, Capabilities, ReplicaSettings
 from planner.core.catalog import HardwareType
-from planner.core.errors import PlannerError, UnsupportedPrecision
+from planner.core.errors import InputError, PlannerError, UnsupportedPrecision
 from planner.profiling.timing import TimingBudget, time_callable
-from planner.core.profiles import ProfileRow
+from planner.core.profiles import ProfileRow, SkippedPoint
 
 SUPPORTED_MODELS = ("mlp_digits",)
 JAX_PRECISIONS = ("fp32", "bf16")
+TPU_CHIP_COUNTS = (1, 2, 4, 8)  # what Ray accepts for its "TPU" resource: a whole host's share of chips
 # hardware kind -> the JAX platform that may time it ("gpu" is absent: GPU profiling uses torch).
 _PLATFORM_FOR_KIND = {"cpu": "cpu", "tpu": "tpu"}
 # torch nn.Sequential indices of the three Linear layers in planner.models.mlp_digits.
@@ -261,7 +266,7 @@ def profile_jax_point(model: str, precision: str, batch_size: int, hardware: Har
     if quality_loss is None:
         quality_loss = jax_quality_loss(precision, platform).quality_loss
 
-    units = float(threads) if hardware.kind == "cpu" else 1.0
+    units = hardware.units_per_replica(threads)
     throughput = batch_size * 1000.0 / sample.mean_ms
     work = _work_per_item(precision, batch_size)
     eff = efficiency(work, throughput, hardware, precision, units)
@@ -285,3 +290,83 @@ def profile_jax_point(model: str, precision: str, batch_size: int, hardware: Har
         framework_version=prov.framework_version, code_version=prov.code_version, mode="inference",
         execution="jax_jit",
     )
+
+
+def profile_jax_grid(model: str, precision: str, batch_sizes: Sequence[int], hardware: HardwareType,
+                     budget: TimingBudget = TimingBudget(), *, threads: int = 1,
+                     max_batch_latency_ms: float | None = None) -> tuple[list[ProfileRow], list[SkippedPoint]]:
+    """Every batch size in increasing order, quality measured once, as profiler.profile_grid does for torch.
+
+    Growth stops (the rest ``pruned``) once a batch's p99 exceeds ``max_batch_latency_ms``.
+    """
+    sizes = sorted(set(batch_sizes))
+    platform = check_jax_sees(hardware)  # refuse before spending time on quality
+    quality = jax_quality_loss(precision, platform).quality_loss
+    rows: list[ProfileRow] = []
+    for i, batch_size in enumerate(sizes):
+        row = profile_jax_point(model, precision, batch_size, hardware, budget, threads=threads, quality_loss=quality)
+        rows.append(row)
+        if max_batch_latency_ms is not None and row.latency_p99_ms > max_batch_latency_ms:
+            reason = (f"batch {batch_size} p99 {row.latency_p99_ms:.1f} ms already exceeds the slowest "
+                      f"target {max_batch_latency_ms:g} ms")
+            return rows, [SkippedPoint(model, hardware.name, precision, b, "pruned", reason) for b in sizes[i + 1:]]
+    return rows, []
+
+
+# ---------------------------------------------------------------- the backend
+
+def tpu_task_options(hardware: HardwareType, chips: int) -> dict:
+    """Ray task options that land on a node with ``chips`` TPU chips of ``hardware``'s generation."""
+    if hardware.kind != "tpu":
+        raise InputError("hardware", hardware.name, f"is a {hardware.kind}, not a TPU",
+                         "pass a catalog entry of kind tpu (e.g. tpu-v5e)")
+    if not hardware.ray_accelerator_type:
+        raise InputError(f"{hardware.name}.ray_accelerator_type", hardware.ray_accelerator_type,
+                         "a TPU entry needs a Ray accelerator type to be placed",
+                         "set ray_accelerator_type in the catalog, e.g. TPU-V5LITEPOD")
+    if isinstance(chips, bool) or chips not in TPU_CHIP_COUNTS:
+        raise InputError("chips", chips, "Ray TPU requests must be a whole host's share of chips",
+                         f"use one of {', '.join(map(str, TPU_CHIP_COUNTS))}")
+    return {"num_cpus": 1, "resources": {"TPU": chips}, "accelerator_type": hardware.ray_accelerator_type}
+
+
+class JaxTpuBackend(Backend):
+    """Profiles with the JAX harness above; has no Serve replica yet (ModelServer is torch-only)."""
+
+    name = "jax-tpu"
+    description = "JAX on TPUs"
+    kind = "tpu"
+    framework = "jax"
+    profiling_device = "tpu"
+    capabilities = Capabilities(precisions=JAX_PRECISIONS, profiles=True, serves=False)
+
+    def check_device(self, hardware: HardwareType, device: str | None = None) -> str:
+        """The JAX platform that may time ``hardware`` (``device`` is unused: JAX picks by platform)."""
+        return check_jax_sees(hardware)
+
+    def measure_point(self, model: str, precision: str, batch_size: int, hardware: HardwareType, *,
+                      device: str | None = None, threads: int = 1,
+                      budget: TimingBudget = TimingBudget()) -> ProfileRow:
+        return profile_jax_point(model, precision, batch_size, hardware, budget, threads=threads)
+
+    def profile_grid(self, model: str, precision: str, batch_sizes: Sequence[int], hardware: HardwareType, *,
+                     device: str | None = None, threads: int = 1, budget: TimingBudget = TimingBudget(),
+                     max_batch_latency_ms: float | None = None) -> tuple[list[ProfileRow], list[SkippedPoint]]:
+        return profile_jax_grid(model, precision, batch_sizes, hardware, budget, threads=threads,
+                                max_batch_latency_ms=max_batch_latency_ms)
+
+    def profiling_task_options(self, hardware: HardwareType, threads: int,
+                               cpu_label_selector: dict[str, str] | None = None) -> dict[str, Any]:
+        return tpu_task_options(hardware, 1)  # one chip of the planned generation
+
+    def replica_actor_options(self, hardware: HardwareType, units_per_replica: float,
+                              cpu_label_selector: dict[str, str] | None = None) -> dict[str, Any]:
+        # Where a replica would be placed (whole chips of the generation); deploy refuses it before that.
+        from planner.planning.packing import ACCELERATOR_REPLICA_CPUS
+
+        return {"num_cpus": ACCELERATOR_REPLICA_CPUS, "resources": {"TPU": units_per_replica},
+                "accelerator_type": hardware.ray_accelerator_type}
+
+    def replica_settings(self, hardware: HardwareType, units_per_replica: float) -> ReplicaSettings:
+        # What a generated Serve config records; no replica runs it while capabilities.serves is False.
+        return ReplicaSettings(device="tpu", threads=1)

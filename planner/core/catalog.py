@@ -24,6 +24,15 @@ DEFAULT_CATALOG_PATH: Path = Path(__file__).resolve().parents[2] / "profiles" / 
 PeakPrecision = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8"]
 PEAK_PRECISIONS: tuple[str, ...] = get_args(PeakPrecision)
 KIND_UNIT = {"cpu": "vcpu", "gpu": "gpu", "tpu": "tpu_chip"}
+UNIT_KIND = {unit: kind for kind, unit in KIND_UNIT.items()}
+
+
+def is_accelerator_unit(unit: str) -> bool:
+    """True for a GPU or TPU chip: a replica holds (a share of) devices and its process also takes host vCPUs.
+
+    False for the vCPU, where a replica's units are the vCPUs its threads run on.
+    """
+    return unit != KIND_UNIT["cpu"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,15 @@ class HardwareType:
     power_max_w: float | None
     power_source: str
     notes: str
+
+    @property
+    def is_accelerator(self) -> bool:
+        """A GPU or TPU (see ``is_accelerator_unit``); which framework runs it is planner.backends' business."""
+        return is_accelerator_unit(self.unit)
+
+    def units_per_replica(self, threads: int) -> float:
+        """A replica's size in this entry's unit: its vCPUs (``threads``) on a CPU, one device on an accelerator."""
+        return 1.0 if self.is_accelerator else float(threads)
 
 
 @dataclass(frozen=True)
@@ -200,7 +218,7 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
         if KIND_UNIT[e.kind] != e.unit:
             raise InputError(f"{where}.unit", e.unit, f"kind {e.kind!r} must be priced per {KIND_UNIT[e.kind]!r}",
                              f"set unit: {KIND_UNIT[e.kind]} (cpu->vcpu, gpu->gpu, tpu->tpu_chip)")
-        if e.kind == "cpu" and e.ray_accelerator_type is not None:
+        if not is_accelerator_unit(e.unit) and e.ray_accelerator_type is not None:
             raise InputError(f"{where}.ray_accelerator_type", e.ray_accelerator_type,
                              "cpu entries have no Ray accelerator type", "set ray_accelerator_type: null")
         if e.spot_usd_per_hour is not None and e.spot_usd_per_hour > e.usd_per_hour:

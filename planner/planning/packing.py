@@ -23,6 +23,7 @@ from typing import Mapping, Sequence
 
 from ortools.sat.python import cp_model
 
+from planner.core.catalog import is_accelerator_unit
 from planner.planning.candidates import Candidate
 from planner.core.inventory import NodeShape
 
@@ -31,7 +32,7 @@ _SCALE = 1_000                   # units -> milli-units, so fractional GPUs and 
 
 
 def _needs(c: Candidate, cpu_hardware: str) -> dict[str, float]:
-    if c.unit == "vcpu":
+    if not is_accelerator_unit(c.unit):
         return {c.hardware: c.units_per_replica}
     return {c.hardware: c.units_per_replica, cpu_hardware: ACCELERATOR_REPLICA_CPUS}
 

@@ -31,8 +31,9 @@ from typing import Callable, Sequence
 
 import torch
 
+from planner.backends.torch_checks import check_torch_device
 from planner.core.catalog import HardwareType
-from planner.core.errors import PlannerError, UnsupportedPrecision
+from planner.core.errors import UnsupportedPrecision
 from planner.models import ModelSpec
 from planner.models.runner import OpCount, count_ops, make_runner
 from planner.models.precision import prepare_for_precision
@@ -44,19 +45,6 @@ from planner.profiling.timing import QUICK_BUDGET, LatencySample, TimingBudget, 
 def cpu_name() -> str:
     from planner.profiling.provenance import cpu_name as name
     return name()
-
-
-def check_device_matches(hardware: HardwareType, device: str) -> None:
-    """Refuse to record timings under a hardware type the process is not actually running on."""
-    if hardware.kind == "gpu" and not (device.startswith("cuda") and torch.cuda.is_available()):
-        raise PlannerError(f"hardware '{hardware.name}' is a GPU but this process has no CUDA device "
-                           f"(device={device!r}); refusing to record CPU timings as GPU timings. "
-                           "To fix: run the profile on a node with a real GPU")
-    if hardware.kind == "tpu":
-        raise PlannerError(f"hardware '{hardware.name}' is a TPU: TPU profiling runs through the JAX backend, "
-                           "not torch. To fix: profile on a TPU node with the JAX harness")
-    if hardware.kind == "cpu" and device != "cpu":
-        raise PlannerError(f"hardware '{hardware.name}' is a CPU type but device={device!r}. To fix: use device='cpu'")
 
 
 def estimate_cpu_memory_gib(module: torch.nn.Module, batch: torch.Tensor) -> float:
@@ -126,7 +114,7 @@ def profile_point(spec: ModelSpec, precision: str, batch_size: int, hardware: Ha
     from planner.profiling.efficiency import count_work, efficiency
     from planner.profiling.provenance import local_provenance
 
-    check_device_matches(hardware, device)
+    check_torch_device(hardware, device)
     if device == "cpu":
         torch.set_num_threads(threads)
     module, cast = prepare_for_precision(spec, precision, device)
@@ -153,7 +141,7 @@ def profile_point(spec: ModelSpec, precision: str, batch_size: int, hardware: Ha
     # them on the fp32 model; bytes do depend on it: count them on the prepared one.
     flops = flops_per_item if flops_per_item is not None else count_fp32_flops_per_item(spec, batch_size, device)
     work = count_work(module, batch)
-    units = float(threads) if hardware.kind == "cpu" else 1.0
+    units = hardware.units_per_replica(threads)
     throughput = batch_size * 1000.0 / sample.mean_ms
     from planner.profiling.efficiency import WorkCount
     eff = efficiency(WorkCount(flops, work.bytes_per_item), throughput, hardware, precision, units)
@@ -217,8 +205,8 @@ def profile_grid(spec: ModelSpec, precisions: Sequence[str], batch_sizes: Sequen
     skipped: list[SkippedPoint] = []
     support = supported_precisions(device)
     sizes = sorted(set(batch_sizes))
-    memory_limit = None if hardware.memory_gib is None else hardware.memory_gib * (
-        threads if hardware.kind == "cpu" else 1)
+    memory_limit = (None if hardware.memory_gib is None
+                    else hardware.memory_gib * hardware.units_per_replica(threads))
     flops_by_batch: dict[int, float] = {}  # precision-independent: count once per batch size
 
     def skip(precision: str, remaining: Sequence[int], status: str, reason: str) -> None:

@@ -29,7 +29,7 @@ def reference_and_estimated_rows(catalog: Catalog, models: Sequence[str]) -> tup
     reference = [r for path in sorted(REFERENCE_DIR.glob("*.csv")) if not path.name.endswith(".skipped.csv")
                  for r in import_profiles_csv(path.relative_to(REPO) if Path.cwd() == REPO else path,
                                               known_hardware=catalog.names())
-                 if r.mode == "inference" and r.model in models and catalog.get(r.hardware).kind != "cpu"]
+                 if r.mode == "inference" and r.model in models and catalog.get(r.hardware).is_accelerator]
     h100 = [r for r in reference if r.hardware == "h100"]
     estimated = estimate_profiles(h100, dict(catalog.hardware), [catalog.get(n) for n in ESTIMATE_TARGETS])
     return reference, estimated

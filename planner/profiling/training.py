@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from planner.core.catalog import HardwareType
 from planner.core.errors import UnsupportedPrecision
 from planner.models import ModelSpec
-from planner.profiling.profiler import check_device_matches, measure_energy, time_on_device
+from planner.backends.torch_checks import check_torch_device
+from planner.profiling.profiler import measure_energy, time_on_device
 from planner.profiling.timing import TimingBudget
 from planner.core.profiles import ProfileRow
 
@@ -43,7 +44,7 @@ def profile_training_point(spec: ModelSpec, precision: str, batch_size: int, har
     if precision not in TRAINING_PRECISIONS:
         raise UnsupportedPrecision(f"precision {precision!r} is not a training precision here; "
                                    f"use one of {', '.join(TRAINING_PRECISIONS)} (mixed precision)")
-    check_device_matches(hardware, device)
+    check_torch_device(hardware, device)
     if device == "cpu":
         torch.set_num_threads(threads)
     cuda = device.startswith("cuda")
@@ -83,7 +84,7 @@ def profile_training_point(spec: ModelSpec, precision: str, batch_size: int, har
         latency_p50_ms=sample.percentile(50), latency_p99_ms=sample.percentile(99),
         throughput_rps=batch_size * 1000.0 / sample.mean_ms, memory_gib=memory_gib,
         energy_j_per_item=joules_per_step / batch_size, quality_loss=0.0, source="measured",
-        latency_p90_ms=sample.percentile(90), units_per_replica=float(threads) if hardware.kind == "cpu" else 1.0,
+        latency_p90_ms=sample.percentile(90), units_per_replica=hardware.units_per_replica(threads),
         device_name=prov.device_name,
         source_detail=(f"{prov.device_name}, {prov.framework_version}; training step (Adam, "
                        f"{'autocast ' + precision if dtype else 'fp32'}); {memory_note}"),

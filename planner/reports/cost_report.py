@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
+from planner.core.catalog import UNIT_KIND
 from planner.planning.candidates import Candidate
 from planner.core.errors import InputError
 from planner.core.plan import Plan, WorkloadPlan
@@ -36,7 +37,6 @@ AGGREGATES = ("workload", "team", "hardware")
 IDLE = "__idle__"             # OpenCost's name for paid, unused capacity
 UNLABELLED = "unlabelled"     # the team of a workload without a `team` label
 ENERGY_BASES = ("measured", "estimated", "unknown")
-_KIND_OF_UNIT = {"vcpu": "cpu", "gpu": "gpu", "tpu_chip": "tpu"}
 
 
 @dataclass(frozen=True)
@@ -340,7 +340,7 @@ def allocations(rows: list[CostRow] | tuple[CostRow, ...], plan: Plan, aggregate
         energy_usd = 0.0
         for r in parts:
             bill = energy.get(r.name, 0.0) if r.scope == "workload" else 0.0
-            kind = _KIND_OF_UNIT.get(r.unit, "gpu")
+            kind = UNIT_KIND.get(r.unit, "gpu")
             cost[kind] += (r.usd_per_hour - bill) * hours
             usage[kind] += r.devices * hours
             energy_usd += bill * hours
