@@ -27,7 +27,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
-from planner.planning.candidates import Candidate
+from planner.core.candidate import Candidate
 from planner.core.errors import InputError
 from planner.core.plan import Plan, WorkloadPlan
 from planner.planning.sharing import unallocated_devices
