@@ -1,26 +1,47 @@
-"""Candidates evaluated with numpy, for plans with thousands of workloads.
+"""Candidate configurations: every (hardware, precision, batch size) a workload could run on.
 
-Same model as planner/planning/candidates.py's `evaluate_candidate` (the reference, and
-what the tests compare against), computed for all of a workload's profile rows
-at once; `Candidate` objects are built only for the few that matter (the
+The one evaluator. For each workload and each profile row of its model (and its
+variants), it sizes the replicas, predicts p99 (planner/core/latency.py), prices
+the configuration (planner/core/costs.py) and checks every per-workload limit,
+in a fixed order:
+
+    1. only precisions the workload allows;
+    2. the precision's (and variant's) quality loss against fp32 within max_quality_loss;
+    3. the replica fits in the memory of the units it occupies;
+    4. online work meets its p99 target (batch work has only its deadline, as throughput);
+    5. no configuration needs more units than the inventory holds at all;
+    6. an objective or cap about energy cannot weigh a configuration whose energy nobody knows.
+
+The optimizer then picks one feasible candidate per workload under the shared
+inventory. A workload's rows are evaluated at once, as numpy arrays (a
+`CandidateTable`); `Candidate` records are built only for the few that matter (the
 feasible ones that survive pruning, and the cheapest rejected ones), because
 building millions of Python objects is what made 10,000 workloads slow.
+Infeasible candidates keep their reason: the plan reports the alternatives it
+evaluated and why they lost. `evaluate_candidate` is the same code for one row.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from planner.planning.candidates import (ENERGY_OBJECTIVES, Candidate, _source_label, energy_unknown, idle_w_per_unit,
-                               running_costs, workload_rows)
+from planner.core.candidate import Candidate
 from planner.core.catalog import Catalog, HardwareType
-from planner.core.latency import DEFAULT_SERVING_OVERHEAD_MS, TAIL_PROBABILITY, UNKNOWN_SERVICE_CS2
+from planner.core.costs import idle_w_per_unit, running_costs
+from planner.core.latency import (DEFAULT_SERVING_OVERHEAD_MS, batch_wait_timeout_ms, queue_wait_p99_ms_of_cs2,
+                                  service_cs2)
+from planner.core.objectives import OBJECTIVES
 from planner.core.profiles import ProfileRow
 from planner.core.workloads import Electricity, Workload
 
 FEASIBLE, PRECISION, QUALITY, MEMORY, P99, INVENTORY, ENERGY_UNKNOWN = range(7)
+
+
+def sort_key(c: Candidate) -> tuple:
+    """How candidates are listed: feasible first, then cheapest, then fastest."""
+    return (not c.feasible, c.usd_per_hour, c.predicted_p99_ms)
 
 
 @dataclass
@@ -52,7 +73,7 @@ class ModelRows:
         return cls(rows=rows, hardware=hardware, precision=np.array([r.precision for r in rows]),
                    batch=f(lambda r: r.batch_size), p99_ms=f(lambda r: r.latency_p99_ms),
                    throughput=f(lambda r: r.throughput_rps), units=f(lambda r: r.units_per_replica),
-                   cs2=f(lambda r: UNKNOWN_SERVICE_CS2 if r.latency_cv is None else r.latency_cv ** 2),
+                   cs2=f(lambda r: service_cs2(r.latency_cv)),
                    memory=f(lambda r: r.memory_gib), energy=f(lambda r: r.energy_j_per_item),
                    quality=f(lambda r: r.quality_loss), price=np.array([h.usd_per_hour for h in hardware]),
                    idle_w=np.array([idle_w_per_unit(h) for h in hardware]),
@@ -77,7 +98,7 @@ class CandidateTable:
     energy_usd: np.ndarray
     carbon_g: np.ndarray
     objective_value: np.ndarray
-    code: np.ndarray                  # FEASIBLE or the first limit broken, in evaluate_candidate's order
+    code: np.ndarray                  # FEASIBLE or the first limit broken, in the docstring's order
     available: np.ndarray             # inventory of each row's hardware (inf: unbounded)
     objective: str = "cost"
 
@@ -117,6 +138,10 @@ class CandidateTable:
             objective_value=float(self.objective_value[i]), energy_unknown=bool(self.model.energy_unknown[i]),
             model="" if row.model == self.workload.model else row.model, energy_source=row.energy_source)
 
+    def candidates(self) -> list[Candidate]:
+        """Every candidate as a record, cheapest first (feasible before infeasible)."""
+        return sorted((self.candidate(i) for i in range(len(self))), key=sort_key)
+
     def pareto_feasible(self, coefficient: np.ndarray) -> list[int]:
         """Feasible indices not dominated on (devices, coefficient) within their hardware type."""
         keep: list[int] = []
@@ -132,27 +157,17 @@ class CandidateTable:
         return keep
 
 
-def queue_wait_p99(per_replica_rps: np.ndarray, model: "ModelRows") -> np.ndarray:
-    """planner.core.latency.queue_wait_p99_ms over every row at once (same formula, same edge cases)."""
-    rho = per_replica_rps / model.throughput
-    service_ms = 1000.0 * model.batch / model.throughput
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean_wait = rho / (1.0 - rho) * service_ms * (1.0 + model.cs2) / 2.0
-        tail = mean_wait / rho * np.log(rho / TAIL_PROBABILITY)
-    return np.where(rho <= TAIL_PROBABILITY, 0.0, np.where(rho >= 1.0, np.inf, tail))
-
-
 def evaluate_table(workload: Workload, model: ModelRows, inventory: Mapping[str, int] | None,
                    max_utilization: float, serving_overhead_ms: float = DEFAULT_SERVING_OVERHEAD_MS,
                    electricity: Electricity = Electricity(), objective: str = "cost",
                    needs_energy: bool | None = None, queueing: bool = True) -> CandidateTable:
+    """Every candidate of one workload on the rows of `model` (see the module docstring)."""
     demand = workload.demand_rps
     need = np.ceil(demand / (model.throughput * max_utilization) - 1e-9) if demand > 0 else np.zeros(len(model.rows))
     replicas = np.maximum(workload.min_replicas, np.maximum(need, 1.0 if demand > 0 else 0.0))
     per_replica = demand / replicas
-    with np.errstate(divide="ignore"):
-        wait = np.where(model.batch > 1, 1000.0 * (model.batch - 1) / per_replica, 0.0)
-    queue = queue_wait_p99(per_replica, model) if queueing else 0.0
+    wait = batch_wait_timeout_ms(model.batch, per_replica)
+    queue = queue_wait_p99_ms_of_cs2(per_replica, model.throughput, model.batch, model.cs2) if queueing else 0.0
     p99 = wait + queue + model.p99_ms + serving_overhead_ms
     devices = replicas * model.units
     available = (np.full(len(model.rows), np.inf) if inventory is None
@@ -165,7 +180,7 @@ def evaluate_table(workload: Workload, model: ModelRows, inventory: Mapping[str,
         (P99, (p99 > workload.p99_ms) if (workload.kind == "online" and workload.p99_ms is not None)
          else np.zeros(len(model.rows), dtype=bool)),
         (INVENTORY, devices > available),
-        (ENERGY_UNKNOWN, model.energy_unknown if (objective in ENERGY_OBJECTIVES if needs_energy is None
+        (ENERGY_UNKNOWN, model.energy_unknown if (OBJECTIVES[objective].needs_energy if needs_energy is None
                                                   else needs_energy) else np.zeros(len(model.rows), dtype=bool)),
     ]
     for value, broken in reversed(checks):  # the first limit broken, in order, wins
@@ -184,7 +199,10 @@ def enumerate_tables(workloads: Iterable[Workload], rows: Sequence[ProfileRow], 
                      electricity: Electricity = Electricity(), objective: str = "cost",
                      needs_energy: bool | None = None, queueing: bool = True,
                      measured_overhead_ms: Mapping[str, float] | None = None) -> dict[str, CandidateTable]:
-    """`measured_overhead_ms`: per-workload serving overhead measured by verify, over the default."""
+    """A CandidateTable per workload name. Training-step rows time a different job: never served from.
+
+    `measured_overhead_ms`: per-workload serving overhead measured by verify, over the default.
+    """
     workloads = tuple(workloads)
     measured_overhead_ms = measured_overhead_ms or {}
     by_model: dict[str, list[ProfileRow]] = {}
@@ -203,3 +221,66 @@ def enumerate_tables(workloads: Iterable[Workload], rows: Sequence[ProfileRow], 
                                         measured_overhead_ms.get(w.name, serving_overhead_ms), electricity,
                                         objective, needs_energy, queueing)
     return tables
+
+
+def evaluate_candidate(workload: Workload, row: ProfileRow, catalog: Catalog,
+                       inventory: Mapping[str, int] | None, max_utilization: float,
+                       serving_overhead_ms: float = DEFAULT_SERVING_OVERHEAD_MS,
+                       electricity: Electricity = Electricity(), objective: str = "cost",
+                       needs_energy: bool | None = None, queueing: bool = True) -> Candidate:
+    """One row's candidate: `evaluate_table` on a one-row table."""
+    table = evaluate_table(workload, ModelRows.build([row], catalog), inventory, max_utilization,
+                           serving_overhead_ms, electricity, objective, needs_energy, queueing)
+    return table.candidate(0)
+
+
+def energy_unknown(row: ProfileRow) -> bool:
+    """True when nobody measured or could estimate the row's energy (e.g. no power figure published)."""
+    return row.energy_source.startswith("unknown")
+
+
+def _source_label(row: ProfileRow) -> str:
+    return f"{row.source}: {row.source_detail}" if row.source_detail else row.source
+
+
+def workload_rows(workload: Workload, by_model: Mapping[str, Sequence[ProfileRow]]) -> list[ProfileRow]:
+    """Rows that may serve the workload: its model's, and each variant's with the variant's quality
+    loss added to the precision's (losses against fp32 taken as additive: docs/optimization.md)."""
+    rows = list(by_model.get(workload.model, []))
+    for model, loss in workload.variants:
+        rows += [replace(r, quality_loss=r.quality_loss + loss) for r in by_model.get(model, [])]
+    return rows
+
+
+def diagnose_infeasible_workload(workload: Workload, candidates: Sequence[Candidate]) -> str:
+    """Why no candidate works, with the best value any candidate reached for each failing limit."""
+    if not candidates:
+        return (f"workload '{workload.name}': no profile rows for model '{workload.model}'. "
+                f"To fix: profile it (`planner profile --models {workload.model}`) or add rows to the CSV")
+    allowed = [c for c in candidates if c.precision in workload.precisions]
+    if not allowed:
+        have = sorted({c.precision for c in candidates})
+        return (f"workload '{workload.name}': precisions limit is binding: profiles cover {have}, "
+                f"workload allows {list(workload.precisions)}. To fix: allow one of {have} or profile the others")
+    parts = []
+    best_quality = min(allowed, key=lambda c: c.quality_loss)
+    if best_quality.quality_loss > workload.max_quality_loss:
+        parts.append(f"max_quality_loss={workload.max_quality_loss:g} is binding: best reached "
+                     f"{best_quality.quality_loss:.4g} ({best_quality.precision})")
+    fits = [c for c in allowed if c.quality_loss <= workload.max_quality_loss]
+    in_memory = [c for c in fits if not c.reason.startswith("memory")]
+    if fits and not in_memory:
+        smallest = min(fits, key=lambda c: c.memory_gib)
+        parts.append(f"device memory is binding: smallest replica needs {smallest.memory_gib:.3g} GiB "
+                     f"({smallest.describe()})")
+    timely = [c for c in in_memory if not c.reason.startswith("predicted p99")]
+    if in_memory and not timely:
+        best = min(in_memory, key=lambda c: c.predicted_p99_ms)
+        parts.append(f"p99_ms={workload.p99_ms:g} is binding: best predicted p99 {best.predicted_p99_ms:.1f} ms "
+                     f"({best.describe()})")
+    if timely and not any(c.feasible for c in timely):
+        smallest = min(timely, key=lambda c: c.devices)
+        parts.append(f"inventory is binding: {smallest.reason} (smallest: {smallest.describe()})")
+    if not parts:
+        parts.append("every candidate breaks some limit: " + "; ".join(sorted({c.reason for c in candidates})))
+    return f"workload '{workload.name}' is infeasible: " + "; ".join(parts)
