@@ -17,7 +17,6 @@ planner/planning/formulation.py's docstring. This module:
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import Mapping, Sequence
