@@ -19,7 +19,8 @@ import json
 import statistics
 from pathlib import Path
 
-from planner.planning.candidates import enumerate_candidates
+from planner.planning.candidates import enumerate_tables
+from planner.planning.context import PlanningContext
 from planner.core.catalog import load_catalog
 from planner.profiling.estimator import estimate_rows
 from planner.planning.optimizer import optimize
@@ -42,7 +43,7 @@ def chosen_points(target_rows: list[ProfileRow], catalog) -> set[tuple[str, str,
     workloads = tuple(Workload(f"{m}-{q:g}-{t:g}", m, "online", precisions, 1.0, 1, qps=q, p99_ms=t)
                       for m in models for q in DEMANDS_RPS for t in P99_TARGETS_MS)
     ws = WorkloadSet(workloads, serving_overhead_ms=0.0)
-    plan = optimize(ws, enumerate_candidates(workloads, target_rows, catalog, None, 0.8, 0.0))
+    plan = optimize(PlanningContext.of(ws), enumerate_tables(workloads, target_rows, catalog, None, 0.8, 0.0))
     return {(w.model, w.chosen.precision, w.chosen.batch_size) for w in plan.workloads}
 
 

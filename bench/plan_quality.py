@@ -26,12 +26,14 @@ import math
 import random
 from pathlib import Path
 
-from planner.planning.candidates import Candidate, enumerate_candidates
+from planner.core.candidate import Candidate
 from planner.core.catalog import load_catalog
-from planner.profiling.estimator import estimate_profiles
-from planner.planning.optimizer import optimize
 from planner.core.profiles import ProfileRow, read_profiles_csv
 from planner.core.workloads import Workload, WorkloadSet
+from planner.planning.candidates import enumerate_tables
+from planner.planning.context import PlanningContext
+from planner.planning.optimizer import optimize
+from planner.profiling.estimator import estimate_profiles
 
 REFERENCE = Path(__file__).resolve().parent.parent / "profiles" / "reference"
 MODELS = ("mlp_digits", "resnet_small", "transformer_small")
@@ -56,18 +58,18 @@ def scenario_workloads(count: int, seed: int) -> tuple[Workload, ...]:
 
 def solve_cost(workloads, rows, catalog, inventory) -> float | None:
     ws = WorkloadSet(tuple(workloads), inventory=inventory)
-    plan = optimize(ws, enumerate_candidates(ws.workloads, rows, catalog, inventory, ws.max_utilization,
-                                             ws.serving_overhead_ms))
+    plan = optimize(PlanningContext.of(ws), enumerate_tables(ws.workloads, rows, catalog, inventory,
+                                                             ws.max_utilization, ws.serving_overhead_ms))
     return plan.objective_usd_per_hour if plan.ok else None
 
 
 def greedy_cost(workloads, rows, catalog, inventory) -> float | None:
     """Largest demand first; cheapest feasible configuration with inventory left; None if one is stuck."""
-    cands = enumerate_candidates(workloads, rows, catalog, inventory, 0.8, WorkloadSet(()).serving_overhead_ms)
+    tables = enumerate_tables(workloads, rows, catalog, inventory, 0.8, WorkloadSet(()).serving_overhead_ms)
     left = dict(inventory)
     total = 0.0
     for w in sorted(workloads, key=lambda w: -w.demand_rps):
-        options: list[Candidate] = [c for c in cands[w.name] if c.feasible and c.devices <= left.get(c.hardware, 0)]
+        options: list[Candidate] = [c for c in tables[w.name].candidates() if c.feasible and c.devices <= left.get(c.hardware, 0)]
         if not options:
             return None
         best = min(options, key=lambda c: (c.usd_per_hour, c.predicted_p99_ms))

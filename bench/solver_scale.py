@@ -19,11 +19,12 @@ import math
 import random
 import time
 
-from planner.planning.candidate_tables import enumerate_tables
 from planner.core.catalog import load_catalog
-from planner.planning.optimizer import SolverSettings, optimize
 from planner.core.profiles import ProfileRow
 from planner.core.workloads import PRECISIONS, Workload, WorkloadSet
+from planner.planning.candidates import enumerate_tables
+from planner.planning.context import PlanningContext
+from planner.planning.optimizer import SolverSettings, optimize
 
 HARDWARE = ("cpu-x86", "cpu-n2", "t4", "l4", "a10g", "l40s", "a100-40gb", "a100-80gb", "h100", "h200",
             "tpu-v5e", "tpu-v6e")
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
                                qps=round(math.exp(rng.uniform(math.log(10), math.log(20_000))), 1),
                                p99_ms=rng.choice((50.0, 100.0, 250.0, 1000.0))) for i in range(args.workloads))
 
-    unbounded = optimize(WorkloadSet(workloads), enumerate_tables(workloads, rows, catalog, None, 0.8, 10.0),
+    unbounded = optimize(PlanningContext.of(WorkloadSet(workloads)), enumerate_tables(workloads, rows, catalog, None, 0.8, 10.0),
                          SolverSettings(time_limit_s=args.time_limit))
     cheapest_use: dict[str, float] = {}
     for w in unbounded.workloads:
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     candidates = enumerate_tables(workloads, rows, catalog, inventory, 0.8, 10.0)
     candidates_s = time.perf_counter() - started
-    plan = optimize(ws, candidates, SolverSettings(time_limit_s=args.time_limit, num_workers=2))
+    plan = optimize(PlanningContext.of(ws), candidates, SolverSettings(time_limit_s=args.time_limit, num_workers=2))
     gap = (100 * (plan.objective_usd_per_hour - plan.best_bound_usd_per_hour) / plan.objective_usd_per_hour
            if plan.objective_usd_per_hour and plan.status in ("OPTIMAL", "FEASIBLE") else None)
     print(json.dumps({"workloads": args.workloads, "solve_seconds": round(plan.solve_seconds, 2),

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from planner.core.catalog import Catalog, load_catalog
 from planner.core.errors import InputError
-from planner.planning.optimizer import SolverSettings, optimize
 from planner.core.plan import Plan, read_plan
-from planner.planning.context import candidate_tables, served
+from planner.planning.context import PlanningContext, candidate_tables, served
+from planner.planning.optimizer import SolverSettings, optimize
 from planner.core.profiles import ProfileRow, SkippedPoint, read_profiles_csv
 from planner.profiling.timing import TimingBudget
 from planner.deployment.verification import VerificationReport, summarise
@@ -121,20 +121,18 @@ def plan(workloads: WorkloadSet | str | Path, profiles: Iterable[ProfileRow] | P
         provenance["workloads"] = str(workloads)
     if isinstance(profiles, (str, Path)):
         provenance["profiles"] = str(profiles)
-    workloads, rows = _workloads_and_rows(workloads, profiles, cat)
+    spec, rows = _workloads_and_rows(workloads, profiles, cat)
     sources = sorted({r.source for r in rows})
     provenance["profile_sources"] = sources
-    workloads = served(_with_inventory(workloads, inventory, cat, address))
+    context = served(planning_context(spec, inventory, cat, address))
     provenance["inventory_source"] = inventory
     if serving_overhead_from is not None:
-        from dataclasses import replace as _replace
-
         from planner.deployment.feedback import overhead_feedback_from
-        feedback = overhead_feedback_from(serving_overhead_from, workloads.p99_overhead_ms)
-        workloads = _replace(workloads, measured_overhead_ms=feedback.by_workload)
+        feedback = overhead_feedback_from(serving_overhead_from, context.p99_overhead_ms)
+        context = replace(context, measured_overhead_ms=feedback.by_workload)
         provenance["serving_overhead"] = f"{feedback.describe()}, from {feedback.origin}"
-    candidates = candidate_tables(workloads, rows, cat)
-    return optimize(workloads, candidates, SolverSettings(time_limit_s=time_limit_s, num_workers=num_workers),
+    candidates = candidate_tables(context, rows, cat)
+    return optimize(context, candidates, SolverSettings(time_limit_s=time_limit_s, num_workers=num_workers),
                     provenance)
 
 
@@ -150,17 +148,24 @@ def _workloads_and_rows(workloads: WorkloadSet | str | Path,
     return workloads, list(profiles.rows if isinstance(profiles, ProfileResult) else profiles)
 
 
-def _with_inventory(workloads: WorkloadSet, source: str, catalog: Catalog, address: str | None) -> WorkloadSet:
+def planning_context(workloads: WorkloadSet, inventory: str = "file", catalog: Catalog | str | Path | None = None,
+                     address: str | None = None) -> PlanningContext:
+    """What a plan or a Pareto sweep of `workloads` plans against, with the inventory from `inventory`:
+
+    "file" (the workloads file's), "cluster" (the running Ray cluster's nodes, all owned;
+    `address` to attach) or "catalog" (rent anything at catalog prices); planner/core/inventory.py.
+    """
     from planner.core.inventory import SOURCES
-    if source == "file":
-        return workloads
-    if source == "catalog":
-        return replace(workloads, inventory=None, owned=frozenset())
-    if source == "cluster":
+    context = PlanningContext.of(workloads)
+    if inventory == "file":
+        return context
+    if inventory == "catalog":
+        return replace(context, inventory=None, owned=frozenset())
+    if inventory == "cluster":
         from cluster.runtime import cluster_inventory
-        found = cluster_inventory(catalog, address)
-        return replace(workloads, inventory=found.counts, owned=frozenset(found.counts), nodes=found.nodes)
-    raise InputError("--inventory", source, "unknown inventory source", f"use one of {', '.join(SOURCES)}")
+        found = cluster_inventory(_catalog(catalog), address)
+        return replace(context, inventory=found.counts, owned=frozenset(found.counts), nodes=found.nodes)
+    raise InputError("--inventory", inventory, "unknown inventory source", f"use one of {', '.join(SOURCES)}")
 
 
 @dataclass(frozen=True)
@@ -343,19 +348,19 @@ def plan_comparisons(workloads: WorkloadSet | str | Path,
     None where no such plan meets every target.
     """
     cat = _catalog(catalog)
-    workload_set, rows = _workloads_and_rows(workloads, profiles, cat)
-    workload_set = served(workload_set)
+    spec, rows = _workloads_and_rows(workloads, profiles, cat)
+    context = served(PlanningContext.of(spec))
     settings = SolverSettings(time_limit_s=time_limit_s, num_workers=num_workers)
 
-    def cost(ws: WorkloadSet, some_rows: list[ProfileRow]) -> float | None:
-        solved = optimize(ws, candidate_tables(ws, some_rows, cat), settings)
+    def cost(ctx: PlanningContext, some_rows: list[ProfileRow]) -> float | None:
+        solved = optimize(ctx, candidate_tables(ctx, some_rows, cat), settings)
         return solved.objective_usd_per_hour if solved.ok else None
 
     hardware = sorted({r.hardware for r in rows if r.mode == "inference"})
-    singles = {hw: cost(workload_set, [r for r in rows if r.hardware == hw]) for hw in hardware}
+    singles = {hw: cost(context, [r for r in rows if r.hardware == hw]) for hw in hardware}
     note = ""
-    if not any(v is not None for v in singles.values()) and workload_set.inventory is not None:
-        rented = replace(workload_set, inventory=None, owned=frozenset())
+    if not any(v is not None for v in singles.values()) and context.inventory is not None:
+        rented = replace(context, inventory=None, owned=frozenset())
         singles = {hw: cost(rented, [r for r in rows if r.hardware == hw]) for hw in hardware}
         note = ", rented beyond the inventory"
     fitting = {hw: usd for hw, usd in singles.items() if usd is not None}
@@ -365,7 +370,7 @@ def plan_comparisons(workloads: WorkloadSet | str | Path,
         result[f"best single hardware ({best}{note})"] = fitting[best]
     else:
         result["best single hardware"] = None
-    fp32 = replace(workload_set, workloads=tuple(replace(w, precisions=("fp32",)) for w in workload_set.workloads))
+    fp32 = context.with_spec(workloads=tuple(replace(w, precisions=("fp32",)) for w in context.workloads))
     result["all fp32"] = cost(fp32, [r for r in rows if r.precision == "fp32"])
     return result
 

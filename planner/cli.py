@@ -175,7 +175,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         console.print(f"fed back: {plan.provenance['serving_overhead']}")
     print_plan(console, plan)
     if args.explain:
-        from planner.planning.explain import explain_plan
+        from planner.core.explain import explain_plan
         for explanation in explain_plan(plan, plan.inventory, plan.max_utilization):
             console.print("\n".join(explanation.lines()), soft_wrap=True, markup=False)
     if not plan.ok:
@@ -221,6 +221,7 @@ def cmd_pareto(args: argparse.Namespace) -> int:
 
     from planner.core.catalog import load_catalog
     from planner.models import builtin_model_names
+    from planner.planning.context import PlanningContext
     from planner.planning.pareto import cost_vs_energy, cost_vs_p99
     from planner.core.io import write_atomically
     from planner.core.profiles import read_profiles_csv
@@ -229,7 +230,9 @@ def cmd_pareto(args: argparse.Namespace) -> int:
     catalog = load_catalog(args.catalog)
     ws = load_workloads(args.workloads, known_models=builtin_model_names(), known_hardware=catalog.names())
     rows = read_profiles_csv(args.profiles, known_hardware=catalog.names())
-    points = cost_vs_p99(ws, rows, catalog) if args.axis == "p99" else cost_vs_energy(ws, rows, catalog, args.points)
+    context = PlanningContext.of(ws)
+    points = (cost_vs_p99(context, rows, catalog) if args.axis == "p99"
+              else cost_vs_energy(context, rows, catalog, args.points))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(asdict(points[0])), lineterminator="\n")
     writer.writeheader()

@@ -80,5 +80,5 @@ def test_pareto_sweep_prices_owned_hardware_like_the_plan(catalog):
            "workloads": [{"name": "w", "model": "m", "qps": 50, "p99_ms": 200}]}
     ws = parse_workloads(doc, "w.yaml")
     plan_cost = api.plan(ws, rows, catalog).objective_usd_per_hour
-    sweep = [p.usd_per_hour for p in cost_vs_p99(ws, rows, catalog) if p.usd_per_hour is not None]
+    sweep = [p.usd_per_hour for p in cost_vs_p99(api.planning_context(ws), rows, catalog) if p.usd_per_hour is not None]
     assert sweep and max(sweep) < 0.2 and plan_cost in [pytest.approx(c) for c in sweep]  # energy only

@@ -5,9 +5,10 @@ from dataclasses import replace
 
 import pytest
 
-from planner.planning.candidates import enumerate_candidates
-from planner.planning.optimizer import optimize
 from planner.core.workloads import Electricity, WorkloadSet
+from planner.planning.candidates import enumerate_tables
+from planner.planning.context import PlanningContext
+from planner.planning.optimizer import optimize
 from tests.test_optimizer import online, row
 
 GRID = Electricity(usd_per_kwh=0.10, pue=1.2, grid_gco2e_per_kwh=400.0, carbon_usd_per_kg=0.0)
@@ -23,9 +24,9 @@ def plan_for(objective, electricity=GRID, budget=None, qps=240.0):
     # Hand-computed answers use the latency model without queueing (tests/test_latency.py has it).
     ws = WorkloadSet((online("w", "m", qps=qps, p99_ms=100),), objective=objective, electricity=electricity,
                      budget_usd_per_hour=budget, queueing=False)
-    cands = enumerate_candidates(ws.workloads, rows_cheap_but_hungry(), _catalog(), None, 0.8, 10.0,
-                                 electricity, objective, queueing=False)
-    return optimize(ws, cands), cands
+    tables = enumerate_tables(ws.workloads, rows_cheap_but_hungry(), _catalog(), None, 0.8, 10.0,
+                              electricity, objective, queueing=False)
+    return optimize(PlanningContext.of(ws), tables), {name: t.candidates() for name, t in tables.items()}
 
 
 def _catalog():
@@ -84,16 +85,16 @@ def test_pareto_sweeps_are_monotone_and_honest_about_unknown_energy():
     catalog = load_catalog()
     rows = rows_cheap_but_hungry() + [replace(row("m", "tpu-v5e", rps=50_000), energy_j_per_item=0.0,
                                               energy_source="unknown: no power figure for tpu-v5e in the catalog")]
-    ws = WorkloadSet((online("w", "m", qps=240, p99_ms=100),), electricity=GRID)
-    p99_front = cost_vs_p99(ws, rows, catalog)
+    context = PlanningContext.of(WorkloadSet((online("w", "m", qps=240, p99_ms=100),), electricity=GRID))
+    p99_front = cost_vs_p99(context, rows, catalog)
     costs = [p.usd_per_hour for p in p99_front if p.usd_per_hour is not None]
     assert costs == sorted(costs, reverse=True)  # looser targets never cost more
-    energy_front = cost_vs_energy(ws, rows, catalog, points=4)
+    energy_front = cost_vs_energy(context, rows, catalog, points=4)
     assert all(p.status in ("OPTIMAL", "FEASIBLE") for p in energy_front)
     # Under a power cap, the TPU (energy unknown) is never counted as 0 W: every point knows its energy.
     assert all(p.energy_unknown_workloads == 0 for p in energy_front)
     caps = [p.axis_value for p in energy_front]
     assert caps == sorted(caps) and all(p.wall_power_w <= cap + 0.01 for p, cap in zip(energy_front, caps))
     # The cost objective may still choose the TPU (here, the only option), and then says its energy is unknown.
-    only_tpu = cost_vs_p99(ws, rows[2:], catalog, scales=(1.0,))[0]
+    only_tpu = cost_vs_p99(context, rows[2:], catalog, scales=(1.0,))[0]
     assert only_tpu.status == "OPTIMAL" and only_tpu.energy_unknown_workloads == 1

@@ -7,11 +7,12 @@ import random
 
 import pytest
 
-from planner.planning.candidates import enumerate_candidates
 from planner.core.latency import batch_wait_timeout_ms, predicted_p99_ms, replicas_for_demand
-from planner.planning.optimizer import optimize
 from planner.core.profiles import ProfileRow
 from planner.core.workloads import Workload, WorkloadSet
+from planner.planning.candidates import enumerate_tables
+from planner.planning.context import PlanningContext
+from planner.planning.optimizer import optimize
 
 
 def row(model: str, hardware: str, precision: str = "fp32", batch: int = 1, p99: float = 5.0,
@@ -29,8 +30,8 @@ def solve(workloads, rows, catalog, inventory=None, util=0.8, overhead=0.0):
     # Hand-computed answers below use the latency model without queueing (tests/test_latency.py has it).
     ws = WorkloadSet(tuple(workloads), inventory=inventory, max_utilization=util, serving_overhead_ms=overhead,
                      queueing=False)
-    cands = enumerate_candidates(ws.workloads, rows, catalog, inventory, util, overhead, queueing=False)
-    return optimize(ws, cands), cands
+    tables = enumerate_tables(ws.workloads, rows, catalog, inventory, util, overhead, queueing=False)
+    return optimize(PlanningContext.of(ws), tables), {name: t.candidates() for name, t in tables.items()}
 
 
 def test_latency_model_formulas():
@@ -150,7 +151,7 @@ def test_cost_ties_break_toward_latency_headroom(catalog):
 
 
 def test_explanations_name_limits_runner_ups_and_rejected_cheaper_options(catalog):
-    from planner.planning.explain import explain_plan
+    from planner.core.explain import explain_plan
     rows = [row("m", "cpu-x86", rps=100), row("m", "t4", rps=10_000), row("m", "cpu-x86", "bf16", rps=200, quality=0.5)]
     # a needs 3 vCPUs, b needs 2; only 4 exist. Cheapest: a on the T4 (0.526 + 2 x 0.0446) rather than b.
     workloads = [online("a", "m", qps=240, p99_ms=50, precisions=("fp32", "bf16"), max_quality_loss=0.01),
@@ -171,9 +172,10 @@ def test_explanations_name_limits_runner_ups_and_rejected_cheaper_options(catalo
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_numpy_candidate_tables_match_the_reference_evaluation(catalog, seed):
-    """planner/planning/candidate_tables.py must agree with evaluate_candidate, field by field and in the optimum."""
-    from planner.planning.candidate_tables import enumerate_tables
+def test_the_evaluator_follows_the_latency_and_cost_model_row_by_row(catalog, seed):
+    """Every row of a table is the scalar latency model's p99 and replicas, and `evaluate_candidate`
+    (the one-row view) gives the same candidate as the row evaluated among all the others."""
+    from planner.planning.candidates import evaluate_candidate
     rng = random.Random(100 + seed)
     hardware = ["cpu-x86", "t4", "l4", "a100-40gb", "a10g"]
     rows = [row(m, h, p, b, p99=rng.uniform(1, 40), rps=rng.uniform(20, 3000), quality=rng.choice([0, 0.005, 0.02]),
@@ -183,26 +185,26 @@ def test_numpy_candidate_tables_match_the_reference_evaluation(catalog, seed):
                         precisions=("fp32", "bf16"), max_quality_loss=0.01, min_replicas=rng.choice([1, 2]))
                  for i in range(5)]
     inventory = {"cpu-x86": rng.randint(0, 40), "t4": rng.randint(0, 2), "l4": 1}
-    ws = WorkloadSet(tuple(workloads), inventory=inventory, serving_overhead_ms=2.0)
-    reference = enumerate_candidates(ws.workloads, rows, catalog, inventory, 0.8, 2.0)
-    tables = enumerate_tables(ws.workloads, rows, catalog, inventory, 0.8, 2.0)
+    tables = enumerate_tables(workloads, rows, catalog, inventory, 0.8, 2.0)
     for w in workloads:
-        from_tables = sorted((tables[w.name].candidate(i) for i in range(len(tables[w.name]))),
-                             key=lambda c: (c.hardware, c.precision, c.batch_size))
-        expected = sorted(reference[w.name], key=lambda c: (c.hardware, c.precision, c.batch_size))
-        assert len(from_tables) == len(expected)
-        for got, want in zip(from_tables, expected):
-            assert (got.replicas, got.feasible, got.reason) == (want.replicas, want.feasible, want.reason)
-            assert got.predicted_p99_ms == pytest.approx(want.predicted_p99_ms)
-            assert got.usd_per_hour == pytest.approx(want.usd_per_hour)
-    a, b = optimize(ws, reference), optimize(ws, tables)
-    assert (a.status, len(a.infeasible)) == (b.status, len(b.infeasible))
-    assert a.objective_usd_per_hour == pytest.approx(b.objective_usd_per_hour)
+        table = tables[w.name]
+        for i, r in enumerate(table.model.rows):
+            got = table.candidate(i)
+            assert got == evaluate_candidate(w, r, catalog, inventory, 0.8, 2.0)
+            replicas = max(w.min_replicas, replicas_for_demand(w.qps, r.throughput_rps, 0.8))
+            assert got.replicas == replicas
+            assert got.predicted_p99_ms == pytest.approx(predicted_p99_ms(
+                r.batch_size, r.latency_p99_ms, w.qps / replicas, 2.0, r.throughput_rps, r.latency_cv))
+            assert got.usd_per_hour == pytest.approx(replicas * catalog.get(r.hardware).usd_per_hour)
+            assert got.feasible == (not got.reason)
 
 
 @pytest.mark.parametrize("seed", range(12))
 def test_lp_path_brackets_the_exhaustive_optimum(catalog, seed):
-    """The large-instance path: its LP bound never exceeds the true optimum and its plan never beats it."""
+    """The large-instance path: its LP bound never exceeds the true optimum and its plan never beats it.
+
+    Whenever a plan exists, the LP path must find one itself (returning None would fall back)."""
+    from planner.planning.formulation import Problem
     from planner.planning.lp_decomposition import solve_by_lp
     from planner.planning.optimizer import expand
     rng = random.Random(seed)
@@ -212,13 +214,15 @@ def test_lp_path_brackets_the_exhaustive_optimum(catalog, seed):
     workloads = [online(f"w{i}", rng.choice(["m0", "m1", "m2"]), qps=rng.uniform(10, 800),
                         p99_ms=rng.uniform(20, 200), precisions=("fp32", "bf16")) for i in range(4)]
     inventory = {"cpu-x86": rng.randint(0, 40), "t4": rng.randint(0, 2), "l4": rng.randint(0, 2), "a100-40gb": 1}
-    cands = enumerate_candidates(workloads, rows, catalog, inventory, 0.8, 2.0)
-    best = _exhaustive(workloads, cands, inventory)
-    placeable = {w.name: expand(cands[w.name], "cost", False, True)[0] for w in workloads}
-    result = solve_by_lp(placeable, inventory, 5.0, 2) if all(placeable.values()) else None
+    tables = enumerate_tables(workloads, rows, catalog, inventory, 0.8, 2.0)
+    best = _exhaustive(workloads, {name: t.candidates() for name, t in tables.items()}, inventory)
+    placeable = {w.name: expand(tables[w.name], "cost", False, True)[0] for w in workloads}
+    result = solve_by_lp(Problem(placeable, "cost", inventory), 5.0, 2) if all(placeable.values()) else None
     if best is None:
         assert result is None
-    elif result is not None:
+    else:
+        assert result is not None, "the LP path found no plan although one exists"
+        assert set(result.chosen) == {w.name for w in workloads}
         cost = sum(c.usd_per_hour for c in result.chosen.values())
         assert result.lower_bound <= best + 1e-9 <= cost + 2e-9
         used: dict[str, float] = {}
@@ -231,7 +235,6 @@ def test_candidates_from_tables_hold_plain_python_values(catalog):
     """plan.json must serialise: no numpy scalars may leak out of the numpy evaluation."""
     import json
     from dataclasses import asdict
-    from planner.planning.candidate_tables import enumerate_tables
     tables = enumerate_tables([online("w", "m", qps=100, p99_ms=50)], [row("m", "cpu-x86"), row("m", "t4")], catalog,
                               None, 0.8, 2.0)
     for i in range(len(tables["w"])):

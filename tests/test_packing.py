@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from planner.planning.candidates import enumerate_candidates
 from planner.core.catalog import load_catalog
 from planner.core.inventory import NodeShape
+from planner.planning.candidates import enumerate_tables
+from planner.planning.context import PlanningContext
 from planner.planning.optimizer import optimize
 from planner.core.profiles import ProfileRow
 from planner.core.workloads import Workload, WorkloadSet
@@ -27,8 +28,9 @@ def rows():
 def solve(catalog, nodes, qps=400.0, min_replicas=1):
     w = Workload("w", "m", "online", ("fp32",), 0.0, min_replicas, qps=qps, p99_ms=500.0)
     total = sum(int(n.units.get("cpu-x86", 0)) for n in nodes)
-    ws = WorkloadSet((w,), inventory={"cpu-x86": total}, nodes=tuple(nodes), queueing=False)
-    return optimize(ws, enumerate_candidates(ws.workloads, rows(), catalog, ws.inventory, 0.8, 10.0, queueing=False))
+    ws = WorkloadSet((w,), inventory={"cpu-x86": total}, queueing=False)
+    context = PlanningContext(ws, inventory=ws.inventory, nodes=tuple(nodes))
+    return optimize(context, enumerate_tables(ws.workloads, rows(), catalog, ws.inventory, 0.8, 10.0, queueing=False))
 
 
 def test_replicas_that_fit_the_sum_but_not_the_nodes_change_the_plan(catalog):
@@ -58,9 +60,10 @@ def test_gpu_replicas_need_a_cpu_share_on_their_node(catalog):
     gpu_row = ProfileRow("m", "h100", "fp32", 8, 2.0, 3.0, 4000.0, 1.0, 0.01, 0.0, "imported", latency_cv=0.1)
     w = Workload("w", "m", "online", ("fp32",), 0.0, 1, qps=1000.0, p99_ms=500.0)
     no_cpu = (NodeShape("g", {"h100": 1.0}),)
-    ws = WorkloadSet((w,), inventory={"h100": 1}, nodes=no_cpu)
-    assert not optimize(ws, enumerate_candidates(ws.workloads, [gpu_row], catalog, ws.inventory, 0.8, 10.0)).ok
+    context = PlanningContext(WorkloadSet((w,)), inventory={"h100": 1}, nodes=no_cpu)
+    assert not optimize(context, enumerate_tables(context.workloads, [gpu_row], catalog, context.inventory,
+                                                  0.8, 10.0)).ok
     with_cpu = (NodeShape("g", {"h100": 1.0, "cpu-x86": 4.0}),)
-    ws = WorkloadSet((w,), inventory={"h100": 1, "cpu-x86": 4}, nodes=with_cpu)
-    plan = optimize(ws, enumerate_candidates(ws.workloads, [gpu_row], catalog, ws.inventory, 0.8, 10.0))
+    context = PlanningContext(WorkloadSet((w,)), inventory={"h100": 1, "cpu-x86": 4}, nodes=with_cpu)
+    plan = optimize(context, enumerate_tables(context.workloads, [gpu_row], catalog, context.inventory, 0.8, 10.0))
     assert plan.ok and plan.workloads[0].placement == (("g", 1),)

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from planner import api
-from planner.planning.candidates import enumerate_candidates
+from planner.planning.candidates import enumerate_tables
 from planner.core.catalog import load_catalog
 from planner.core.profiles import ProfileRow
 from planner.planning.sharing import shared_rows
@@ -65,7 +65,8 @@ def test_cost_equals_exhaustive_search_with_whole_devices(catalog, qps):
     rows = [gpu_row()]
     rows += shared_rows(rows, catalog)
     workloads = tuple(online(f"w{i}", q, p99=200.0) for i, q in enumerate(qps))
-    cands = enumerate_candidates(workloads, rows, catalog, {"h100": 3}, 0.8, 10.0)
+    cands = {name: t.candidates() for name, t in enumerate_tables(workloads, rows, catalog, {"h100": 3}, 0.8,
+                                                                  10.0).items()}
     feasible = [[c for c in cands[w.name] if c.feasible] for w in workloads]
     best = min(sum(c.usd_per_hour - c.devices * price for c in combo) + price * math.ceil(sum(c.devices for c in combo) - 1e-9)
                for combo in itertools.product(*feasible) if sum(c.devices for c in combo) <= 3 + 1e-9)

@@ -250,15 +250,15 @@ def _planned(workloads: WorkloadSet, rows: list[ProfileRow], what_if: plan_view.
 
 
 def _pareto(workloads: WorkloadSet, rows: list[ProfileRow], what_if: plan_view.WhatIf, axis: str) -> list[dict]:
-    from planner.api import _with_inventory
+    from planner import api
     from planner.planning.optimizer import SolverSettings
     from planner.planning.pareto import cost_vs_energy, cost_vs_p99
 
     source, address = _inventory_source()
-    ws = _with_inventory(plan_view.apply_what_if(workloads, what_if), source, _catalog(), address)
+    context = api.planning_context(plan_view.apply_what_if(workloads, what_if), source, _catalog(), address)
     settings = SolverSettings(time_limit_s=1.0, num_workers=2)
     sweep = cost_vs_p99 if axis == "p99" else cost_vs_energy
-    return plan_view.pareto_rows(sweep(ws, plan_view.allowed_rows(rows, what_if), _catalog(), settings=settings))
+    return plan_view.pareto_rows(sweep(context, plan_view.allowed_rows(rows, what_if), _catalog(), settings=settings))
 
 
 def _show_pareto(workloads: WorkloadSet, rows: list[ProfileRow], what_if: plan_view.WhatIf) -> None:

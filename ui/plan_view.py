@@ -117,8 +117,8 @@ def pareto_rows(points: Sequence[ParetoPoint]) -> list[dict[str, Any]]:
 
 
 def explanation_lines(plan: Plan) -> dict[str, list[str]]:
-    """Per workload: why it got its configuration (planner/planning/explain.py), as text lines."""
-    from planner.planning.explain import explain_plan
+    """Per workload: why it got its configuration (planner/core/explain.py), as text lines."""
+    from planner.core.explain import explain_plan
 
     return {e.workload: e.lines() for e in explain_plan(plan, plan.inventory, plan.max_utilization)}
 

@@ -9,16 +9,32 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
-from planner.planning.candidates import OBJECTIVE_UNITS, Candidate
+from planner.core.candidate import Candidate
 from planner.core.errors import InputError
+from planner.core.explain import explain_plan
+from planner.core.objectives import OBJECTIVES
 from planner.core.profiles import write_atomically
 
-if TYPE_CHECKING:
-    from planner.planning.autoscaling import Autoscaling
-
 PLAN_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Autoscaling:
+    """Serve autoscaling bounds for a demand curve over a day (planner/planning/autoscaling.py sizes it)."""
+    min_replicas: int
+    max_replicas: int
+    target_ongoing_requests: float
+    replicas_by_hour: tuple[int, ...]
+    day_usd: float
+    peak_provisioned_day_usd: float
+
+    @property
+    def savings_pct(self) -> float:
+        if self.peak_provisioned_day_usd <= 0:
+            return 0.0
+        return (1 - self.day_usd / self.peak_provisioned_day_usd) * 100.0
 
 
 @dataclass(frozen=True)
@@ -30,7 +46,7 @@ class WorkloadPlan:
     p99_ms_target: float | None       # None for batch work
     chosen: Candidate
     alternatives: tuple[Candidate, ...]
-    autoscaling: "Autoscaling | None" = None   # with an hourly demand curve (planner/planning/autoscaling.py)
+    autoscaling: Autoscaling | None = None   # with an hourly demand curve (planner/planning/autoscaling.py)
     placement: tuple[tuple[str, int], ...] = ()  # (node id, replicas) on a live cluster (planner/planning/packing.py)
     labels: tuple[tuple[str, str], ...] = ()     # the workload's labels, e.g. (("team", "search"),)
 
@@ -80,8 +96,6 @@ def _round(value: Any) -> Any:
 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
-    from planner.planning.explain import explain_plan  # explain reads Plan: imported here to avoid a cycle
-
     explanations = {e.workload: e for e in explain_plan(plan, plan.inventory, plan.max_utilization)}
     workloads = []
     for w in plan.workloads:
@@ -112,7 +126,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "best_bound_usd_per_hour": _round(plan.best_bound_usd_per_hour),
         "objective_power_w": _round(plan.objective_power_w),
         "objective_value": _round(plan.objective_value),
-        "objective_units": OBJECTIVE_UNITS.get(plan.objective, ""),
+        "objective_units": OBJECTIVES[plan.objective].unit if plan.objective in OBJECTIVES else "",
         "best_bound_objective": _round(plan.best_bound_objective),
         "carbon_g_per_hour": _round(plan.carbon_g_per_hour),
         # Power and carbon totals leave these out: no one measured or could estimate their energy.
@@ -148,9 +162,7 @@ def _candidate_from(entry: Mapping[str, Any], workload: str, where: str) -> Cand
     return Candidate(**values)
 
 
-def _autoscaling_from(entry: Mapping[str, Any] | None) -> "Autoscaling | None":
-    from planner.planning.autoscaling import Autoscaling
-
+def _autoscaling_from(entry: Mapping[str, Any] | None) -> Autoscaling | None:
     if not entry:
         return None
     return Autoscaling(int(entry["min_replicas"]), int(entry["max_replicas"]), float(entry["target_ongoing_requests"]),

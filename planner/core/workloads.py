@@ -2,7 +2,7 @@
 
 A workload file is YAML::
 
-    objective: cost            # cost | energy | carbon | cost+carbon
+    objective: cost            # cost | energy | carbon | cost+carbon (planner/core/objectives.py)
     electricity:               # optional: bill and emissions of the power drawn
       usd_per_kwh: 0.0895      #   added to $/h (0: cloud prices already include power)
       pue: 1.135               #   facility overhead on every watt
@@ -44,10 +44,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from planner.core.errors import InputError
-from planner.core.latency import DEFAULT_SERVING_OVERHEAD_MS
+from planner.core.latency import DEFAULT_SERVING_OVERHEAD_MS, serving_path_p99_ms
+from planner.core.objectives import OBJECTIVE_NAMES
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
-OBJECTIVES = ("cost", "energy", "carbon", "cost+carbon")
 
 
 @dataclass(frozen=True)
@@ -112,43 +112,37 @@ class Workload:
 
 @dataclass(frozen=True)
 class WorkloadSet:
+    """The user's spec: what the workloads file says, and nothing planning found out since.
+
+    What a run plans against (the inventory actually used, live node shapes, fed-back
+    serving overhead, solver-only caps) is planner/planning/context.py's PlanningContext.
+    """
     workloads: tuple[Workload, ...]
     objective: str = "cost"
     max_utilization: float = 0.8
     inventory: Mapping[str, int] | None = None   # None: rent whatever the catalog lists
     owned: frozenset[str] = frozenset()          # inventory already paid for: zero marginal price
-    nodes: tuple = ()                            # node shapes of a live cluster (planner/planning/packing.py)
     serving_overhead_ms: float = DEFAULT_SERVING_OVERHEAD_MS
     queueing: bool = True                        # add the M/G/1 queueing wait to predicted p99
     http_proxies: int | None = None              # queue every request at one of these Serve HTTP proxies
     gpu_sharing: bool = True                     # offer fractional-GPU replicas (planner/planning/sharing.py)
     electricity: Electricity = Electricity()
     budget_usd_per_hour: float | None = None     # cap on the plan's $/h (with any objective)
-    max_wall_power_w: float | None = None        # cap on power x PUE (set by the Pareto sweep)
     source_path: str = ""
-    # Serving-path overhead per workload as `planner verify` measured it (planner/deployment/feedback.py);
-    # replaces p99_overhead_ms for those workloads.
-    measured_overhead_ms: Mapping[str, float] = field(default_factory=dict)
     by_name: Mapping[str, Workload] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "by_name", {w.name: w for w in self.workloads})
 
     @property
-    def p99_overhead_ms(self) -> float:
-        """What the serving path adds to every online request's p99.
+    def online_qps(self) -> float:
+        """All online demand, in requests per second (what the HTTP proxies carry)."""
+        return sum(w.qps or 0.0 for w in self.workloads if w.kind == "online")
 
-        `serving_overhead_ms`, plus, with `http_proxies`, the p99 wait at a proxy: one M/M/1
-        server taking `serving_overhead_ms` per request, fed its share of all online traffic
-        (bench/latency_model.py: measured/predicted p99 0.87-0.97 up to 40 qps on 2 vCPUs).
-        The traffic is fixed by the workloads, so this is one constant for every candidate.
-        """
-        if not self.http_proxies or self.serving_overhead_ms <= 0:
-            return self.serving_overhead_ms
-        from planner.core.latency import queue_wait_p99_ms
-        total = sum(w.qps or 0.0 for w in self.workloads if w.kind == "online")
-        return self.serving_overhead_ms + queue_wait_p99_ms(total / self.http_proxies,
-                                                            1000.0 / self.serving_overhead_ms, 1, 1.0)
+    @property
+    def p99_overhead_ms(self) -> float:
+        """What the serving path adds to every online request's p99 (planner/core/latency.py)."""
+        return serving_path_p99_ms(self.serving_overhead_ms, self.http_proxies, self.online_qps)
 
 
 # --- the file's schema (the edge) ---------------------------------------------------------
@@ -215,7 +209,7 @@ class _ElectricityModel(BaseModel):
 
 class _FileModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    objective: Literal["cost", "energy", "carbon", "cost+carbon"] = "cost"
+    objective: Literal[OBJECTIVE_NAMES] = "cost"  # type: ignore[valid-type]  # planner/core/objectives.py
     electricity: _ElectricityModel = Field(default_factory=_ElectricityModel)
     budget_usd_per_hour: float | None = Field(default=None, gt=0)
     max_utilization: float = Field(default=0.8, gt=0, le=1)

@@ -19,26 +19,9 @@ time), so ``target_ongoing_requests = max(1, U x B)``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from planner.planning.candidates import Candidate
+from planner.core.candidate import Candidate
 from planner.core.latency import replicas_for_demand
-
-
-@dataclass(frozen=True)
-class Autoscaling:
-    min_replicas: int
-    max_replicas: int
-    target_ongoing_requests: float
-    replicas_by_hour: tuple[int, ...]
-    day_usd: float
-    peak_provisioned_day_usd: float
-
-    @property
-    def savings_pct(self) -> float:
-        if self.peak_provisioned_day_usd <= 0:
-            return 0.0
-        return (1 - self.day_usd / self.peak_provisioned_day_usd) * 100.0
+from planner.core.plan import Autoscaling
 
 
 def autoscale(qps_hourly: tuple[float, ...], chosen: Candidate, min_replicas: int,

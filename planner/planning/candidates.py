@@ -1,88 +1,237 @@
 """Candidate configurations: every (hardware, precision, batch size) a workload could run on.
 
-For each workload and each profile row of its model, this module sizes the
-replicas, predicts p99 and cost, and checks every per-workload limit. The
-optimizer then picks one feasible candidate per workload under the shared
-inventory. Infeasible candidates are kept, with the reason, because the plan
-reports every alternative it evaluated and why it lost.
+The one evaluator. For each workload and each profile row of its model (and its
+variants), it sizes the replicas, predicts p99 (planner/core/latency.py), prices
+the configuration (planner/core/costs.py) and checks every per-workload limit,
+in a fixed order:
+
+    1. only precisions the workload allows;
+    2. the precision's (and variant's) quality loss against fp32 within max_quality_loss;
+    3. the replica fits in the memory of the units it occupies;
+    4. online work meets its p99 target (batch work has only its deadline, as throughput);
+    5. no configuration needs more units than the inventory holds at all;
+    6. an objective or cap about energy cannot weigh a configuration whose energy nobody knows.
+
+The optimizer then picks one feasible candidate per workload under the shared
+inventory. A workload's rows are evaluated at once, as numpy arrays (a
+`CandidateTable`); `Candidate` records are built only for the few that matter (the
+feasible ones that survive pruning, and the cheapest rejected ones), because
+building millions of Python objects is what made 10,000 workloads slow.
+Infeasible candidates keep their reason: the plan reports the alternatives it
+evaluated and why they lost. `evaluate_candidate` is the same code for one row.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from typing import Iterable, Mapping, Sequence
 
-from planner.core.catalog import Catalog
-from planner.core.latency import (DEFAULT_SERVING_OVERHEAD_MS, batch_wait_timeout_ms, predicted_p99_ms,
-                             replicas_for_demand)
+import numpy as np
+
+from planner.core.candidate import Candidate
+from planner.core.catalog import Catalog, HardwareType
+from planner.core.costs import idle_w_per_unit, running_costs
+from planner.core.latency import (DEFAULT_SERVING_OVERHEAD_MS, batch_wait_timeout_ms, queue_wait_p99_ms_of_cs2,
+                                  service_cs2)
+from planner.core.objectives import OBJECTIVES
 from planner.core.profiles import ProfileRow
 from planner.core.workloads import Electricity, Workload
 
-
-@dataclass(frozen=True)
-class Candidate:
-    workload: str
-    hardware: str
-    precision: str
-    batch_size: int
-    units_per_replica: float        # vCPUs for CPU, devices for accelerators
-    replicas: int
-    devices: float                  # inventory units used: replicas x units_per_replica
-    unit: str                       # vcpu | gpu | tpu_chip
-    predicted_p99_ms: float
-    predicted_throughput_rps: float  # capacity of all replicas at 100% busy
-    batch_wait_timeout_ms: float
-    usd_per_hour: float
-    power_w: float                  # busy + idle power of its replicas (see running_costs)
-    quality_loss: float
-    memory_gib: float
-    profile_source: str             # measured | estimated | imported, with detail
-    feasible: bool
-    reason: str                     # "" when feasible, else the limit it breaks, with values
-    energy_usd_per_hour: float = 0.0   # electricity bill (included in usd_per_hour)
-    carbon_g_per_hour: float = 0.0
-    objective_value: float = 0.0       # in the objective's units: $/h, W, gCO2e/h
-    energy_unknown: bool = False       # power_w/carbon leave this configuration's energy out: nobody knows it
-    model: str = ""                    # a variant serving the workload; "" = the workload's own model
-    energy_source: str = ""            # the profile row's energy_source: "measured: rapl ...", "estimated ..."
-
-    def describe(self) -> str:
-        variant = f"{self.model} " if self.model else ""
-        return (f"{variant}{self.hardware} {self.precision} batch {self.batch_size} x{self.replicas} "
-                f"({self.devices:g} {self.unit})")
+FEASIBLE, PRECISION, QUALITY, MEMORY, P99, INVENTORY, ENERGY_UNKNOWN = range(7)
 
 
-OBJECTIVE_UNITS = {"cost": "usd_per_hour", "energy": "watts", "carbon": "gco2e_per_hour",
-                   "cost+carbon": "usd_per_hour"}
+def sort_key(c: Candidate) -> tuple:
+    """How candidates are listed: feasible first, then cheapest, then fastest."""
+    return (not c.feasible, c.usd_per_hour, c.predicted_p99_ms)
 
 
-def idle_w_per_unit(hardware) -> float:
-    """Idle draw of one unit; when only the maximum is published, 20% of it (as the energy estimate)."""
-    if hardware.power_idle_w is not None:
-        return hardware.power_idle_w
-    return 0.2 * (hardware.power_max_w or 0.0)
+@dataclass
+class ModelRows:
+    """One model's inference rows as arrays (plus the rows, to build Candidates from)."""
+    rows: list[ProfileRow]
+    hardware: list[HardwareType]
+    precision: np.ndarray
+    batch: np.ndarray
+    p99_ms: np.ndarray
+    throughput: np.ndarray
+    cs2: np.ndarray            # squared CV of the batch time (queueing term)
+    units: np.ndarray
+    memory: np.ndarray
+    energy: np.ndarray
+    quality: np.ndarray
+    price: np.ndarray
+    idle_w: np.ndarray                # per unit
+    energy_unknown: np.ndarray        # bool: no measured or estimated energy
+    memory_limit: np.ndarray          # nan where the catalog has no memory figure
+    hw_index: np.ndarray              # index into `hardware_names`
+    hardware_names: list[str]
+
+    @classmethod
+    def build(cls, rows: list[ProfileRow], catalog: Catalog) -> "ModelRows":
+        hardware = [catalog.get(r.hardware) for r in rows]
+        names = sorted({r.hardware for r in rows})
+        f = lambda get: np.array([get(r) for r in rows], dtype=float)  # noqa: E731
+        return cls(rows=rows, hardware=hardware, precision=np.array([r.precision for r in rows]),
+                   batch=f(lambda r: r.batch_size), p99_ms=f(lambda r: r.latency_p99_ms),
+                   throughput=f(lambda r: r.throughput_rps), units=f(lambda r: r.units_per_replica),
+                   cs2=f(lambda r: service_cs2(r.latency_cv)),
+                   memory=f(lambda r: r.memory_gib), energy=f(lambda r: r.energy_j_per_item),
+                   quality=f(lambda r: r.quality_loss), price=np.array([h.usd_per_hour for h in hardware]),
+                   idle_w=np.array([idle_w_per_unit(h) for h in hardware]),
+                   energy_unknown=np.array([energy_unknown(r) for r in rows], dtype=bool),
+                   memory_limit=np.array([np.nan if h.memory_gib is None else h.memory_gib for h in hardware])
+                   * f(lambda r: r.units_per_replica),
+                   hw_index=np.array([names.index(r.hardware) for r in rows]), hardware_names=names)
 
 
-def running_costs(demand_rps, energy_j_per_item, capacity_rps, devices, idle_w, hardware_usd_per_hour,
-                  electricity: Electricity, objective: str):
-    """Power, electricity, carbon, total $/h and the objective value of a configuration.
+@dataclass
+class CandidateTable:
+    """Every candidate of one workload, as arrays; `candidate(i)` builds the i-th as a Candidate."""
+    workload: Workload
+    model: ModelRows
+    replicas: np.ndarray
+    per_replica_rps: np.ndarray
+    wait_ms: np.ndarray
+    p99_ms: np.ndarray
+    devices: np.ndarray
+    cost: np.ndarray                  # $/h including electricity
+    power: np.ndarray
+    energy_usd: np.ndarray
+    carbon_g: np.ndarray
+    objective_value: np.ndarray
+    code: np.ndarray                  # FEASIBLE or the first limit broken, in the docstring's order
+    available: np.ndarray             # inventory of each row's hardware (inf: unbounded)
+    objective: str = "cost"
 
-    Works on floats and on numpy arrays alike (planner/planning/candidate_tables.py uses it).
-    Measured energy per item already includes the device's idle draw while it is
-    busy; the replicas also idle for the rest of the time:
-        power_w = demand x J/item + devices x idle_w x (1 - busy),  busy = demand / capacity
+    def __len__(self) -> int:
+        return len(self.model.rows)
+
+    def reason(self, i: int) -> str:
+        w, m, code = self.workload, self.model, int(self.code[i])
+        row, hw = m.rows[i], m.hardware[i]
+        if code == PRECISION:
+            return f"precision {row.precision} not allowed (allowed: {', '.join(w.precisions)})"
+        if code == QUALITY:
+            return f"quality_loss {row.quality_loss:.4g} > max_quality_loss {w.max_quality_loss:g}"
+        if code == MEMORY:
+            return f"memory {row.memory_gib:.3g} GiB > {m.memory_limit[i]:.3g} GiB on {row.hardware}"
+        if code == P99:
+            return f"predicted p99 {self.p99_ms[i]:.1f} ms > p99_ms {w.p99_ms:g}"
+        if code == INVENTORY:
+            available = int(self.available[i])
+            return (f"needs {self.devices[i]:g} {hw.unit} of {row.hardware}, inventory has {available}"
+                    if available else f"no {row.hardware} in the inventory")
+        if code == ENERGY_UNKNOWN:
+            return f"energy unknown ({row.energy_source}); objective {self.objective} needs it"
+        return ""
+
+    def candidate(self, i: int) -> Candidate:
+        row, hw = self.model.rows[i], self.model.hardware[i]
+        return Candidate(
+            workload=self.workload.name, hardware=row.hardware, precision=row.precision, batch_size=row.batch_size,
+            units_per_replica=row.units_per_replica, replicas=int(self.replicas[i]), devices=float(self.devices[i]),
+            unit=hw.unit, predicted_p99_ms=float(self.p99_ms[i]),
+            predicted_throughput_rps=float(self.replicas[i] * row.throughput_rps),
+            batch_wait_timeout_ms=float(self.wait_ms[i]), usd_per_hour=float(self.cost[i]),
+            power_w=float(self.power[i]), quality_loss=row.quality_loss, memory_gib=row.memory_gib,
+            profile_source=_source_label(row), feasible=bool(self.code[i] == FEASIBLE), reason=self.reason(i),
+            energy_usd_per_hour=float(self.energy_usd[i]), carbon_g_per_hour=float(self.carbon_g[i]),
+            objective_value=float(self.objective_value[i]), energy_unknown=bool(self.model.energy_unknown[i]),
+            model="" if row.model == self.workload.model else row.model, energy_source=row.energy_source)
+
+    def candidates(self) -> list[Candidate]:
+        """Every candidate as a record, cheapest first (feasible before infeasible)."""
+        return sorted((self.candidate(i) for i in range(len(self))), key=sort_key)
+
+    def pareto_feasible(self, coefficient: np.ndarray) -> list[int]:
+        """Feasible indices not dominated on (devices, coefficient) within their hardware type."""
+        keep: list[int] = []
+        feasible = np.nonzero(self.code == FEASIBLE)[0]
+        for h in np.unique(self.model.hw_index[feasible]):
+            idx = feasible[self.model.hw_index[feasible] == h]
+            order = idx[np.lexsort((self.p99_ms[idx], coefficient[idx], self.devices[idx]))]
+            best = np.inf
+            for i in order:
+                if coefficient[i] < best:
+                    keep.append(int(i))
+                    best = coefficient[i]
+        return keep
+
+
+def evaluate_table(workload: Workload, model: ModelRows, inventory: Mapping[str, int] | None,
+                   max_utilization: float, serving_overhead_ms: float = DEFAULT_SERVING_OVERHEAD_MS,
+                   electricity: Electricity = Electricity(), objective: str = "cost",
+                   needs_energy: bool | None = None, queueing: bool = True) -> CandidateTable:
+    """Every candidate of one workload on the rows of `model` (see the module docstring)."""
+    demand = workload.demand_rps
+    need = np.ceil(demand / (model.throughput * max_utilization) - 1e-9) if demand > 0 else np.zeros(len(model.rows))
+    replicas = np.maximum(workload.min_replicas, np.maximum(need, 1.0 if demand > 0 else 0.0))
+    per_replica = demand / replicas
+    wait = batch_wait_timeout_ms(model.batch, per_replica)
+    queue = queue_wait_p99_ms_of_cs2(per_replica, model.throughput, model.batch, model.cs2) if queueing else 0.0
+    p99 = wait + queue + model.p99_ms + serving_overhead_ms
+    devices = replicas * model.units
+    available = (np.full(len(model.rows), np.inf) if inventory is None
+                 else np.array([inventory.get(r.hardware, 0) for r in model.rows], dtype=float))
+    code = np.full(len(model.rows), FEASIBLE)
+    checks = [
+        (PRECISION, ~np.isin(model.precision, list(workload.precisions))),
+        (QUALITY, model.quality > workload.max_quality_loss + 1e-12),
+        (MEMORY, ~np.isnan(model.memory_limit) & (model.memory > np.nan_to_num(model.memory_limit, nan=np.inf))),
+        (P99, (p99 > workload.p99_ms) if (workload.kind == "online" and workload.p99_ms is not None)
+         else np.zeros(len(model.rows), dtype=bool)),
+        (INVENTORY, devices > available),
+        (ENERGY_UNKNOWN, model.energy_unknown if (OBJECTIVES[objective].needs_energy if needs_energy is None
+                                                  else needs_energy) else np.zeros(len(model.rows), dtype=bool)),
+    ]
+    for value, broken in reversed(checks):  # the first limit broken, in order, wins
+        code = np.where(broken, value, code)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        power, energy_usd, carbon_g, usd, value = running_costs(
+            demand, model.energy, replicas * model.throughput, devices, model.idle_w, devices * model.price,
+            electricity, objective)
+    return CandidateTable(workload, model, replicas, per_replica, wait, p99, devices, usd, power, energy_usd,
+                          carbon_g, value, code, available, objective)
+
+
+def enumerate_tables(workloads: Iterable[Workload], rows: Sequence[ProfileRow], catalog: Catalog,
+                     inventory: Mapping[str, int] | None, max_utilization: float,
+                     serving_overhead_ms: float = DEFAULT_SERVING_OVERHEAD_MS,
+                     electricity: Electricity = Electricity(), objective: str = "cost",
+                     needs_energy: bool | None = None, queueing: bool = True,
+                     measured_overhead_ms: Mapping[str, float] | None = None) -> dict[str, CandidateTable]:
+    """A CandidateTable per workload name. Training-step rows time a different job: never served from.
+
+    `measured_overhead_ms`: per-workload serving overhead measured by verify, over the default.
     """
-    busy = demand_rps / capacity_rps
-    power_w = demand_rps * energy_j_per_item + devices * idle_w * (1.0 - busy)
-    wall_kw = power_w * electricity.pue / 1000.0
-    energy_usd = wall_kw * electricity.usd_per_kwh
-    carbon_g = wall_kw * electricity.grid_gco2e_per_kwh
-    usd = hardware_usd_per_hour + energy_usd
-    value = {"cost": usd, "energy": power_w * electricity.pue, "carbon": carbon_g,
-             "cost+carbon": usd + carbon_g / 1000.0 * electricity.carbon_usd_per_kg}[objective]
-    return power_w, energy_usd, carbon_g, usd, value
+    workloads = tuple(workloads)
+    measured_overhead_ms = measured_overhead_ms or {}
+    by_model: dict[str, list[ProfileRow]] = {}
+    for row in rows:
+        if row.mode == "inference":
+            by_model.setdefault(row.model, []).append(row)
+    models: dict[object, ModelRows] = {name: ModelRows.build(model_rows, catalog) for name, model_rows in by_model.items()}
+    for w in workloads:
+        if w.variants and (w.model, w.variants) not in models:
+            models[(w.model, w.variants)] = ModelRows.build(workload_rows(w, by_model), catalog)
+    empty = ModelRows.build([], catalog) if not models else None
+    tables = {}
+    for w in workloads:
+        model = models.get((w.model, w.variants) if w.variants else w.model) or empty or ModelRows.build([], catalog)
+        tables[w.name] = evaluate_table(w, model, inventory, max_utilization,
+                                        measured_overhead_ms.get(w.name, serving_overhead_ms), electricity,
+                                        objective, needs_energy, queueing)
+    return tables
 
 
-ENERGY_OBJECTIVES = ("energy", "carbon", "cost+carbon")
+def evaluate_candidate(workload: Workload, row: ProfileRow, catalog: Catalog,
+                       inventory: Mapping[str, int] | None, max_utilization: float,
+                       serving_overhead_ms: float = DEFAULT_SERVING_OVERHEAD_MS,
+                       electricity: Electricity = Electricity(), objective: str = "cost",
+                       needs_energy: bool | None = None, queueing: bool = True) -> Candidate:
+    """One row's candidate: `evaluate_table` on a one-row table."""
+    table = evaluate_table(workload, ModelRows.build([row], catalog), inventory, max_utilization,
+                           serving_overhead_ms, electricity, objective, needs_energy, queueing)
+    return table.candidate(0)
 
 
 def energy_unknown(row: ProfileRow) -> bool:
@@ -94,58 +243,6 @@ def _source_label(row: ProfileRow) -> str:
     return f"{row.source}: {row.source_detail}" if row.source_detail else row.source
 
 
-def evaluate_candidate(workload: Workload, row: ProfileRow, catalog: Catalog,
-                       inventory: Mapping[str, int] | None, max_utilization: float,
-                       serving_overhead_ms: float = DEFAULT_SERVING_OVERHEAD_MS,
-                       electricity: Electricity = Electricity(), objective: str = "cost",
-                       needs_energy: bool | None = None, queueing: bool = True) -> Candidate:
-    """Size replicas for one profile row and check every per-workload limit, in a fixed order."""
-    hw = catalog.get(row.hardware)
-    demand = workload.demand_rps
-    replicas = max(workload.min_replicas, replicas_for_demand(demand, row.throughput_rps, max_utilization))
-    per_replica_rps = demand / replicas
-    p99 = predicted_p99_ms(row.batch_size, row.latency_p99_ms, per_replica_rps, serving_overhead_ms,
-                           row.throughput_rps if queueing else None, row.latency_cv)
-    devices = replicas * row.units_per_replica
-    # A catalog entry without a memory figure (e.g. a10g) cannot rule a model out on memory.
-    memory_limit_gib = None if hw.memory_gib is None else hw.memory_gib * row.units_per_replica
-    available = None if inventory is None else inventory.get(row.hardware, 0)
-
-    reason = ""
-    # 1. Only precisions the workload allows.
-    if row.precision not in workload.precisions:
-        reason = f"precision {row.precision} not allowed (allowed: {', '.join(workload.precisions)})"
-    # 2. Quality cost of the precision against fp32.
-    elif row.quality_loss > workload.max_quality_loss + 1e-12:
-        reason = f"quality_loss {row.quality_loss:.4g} > max_quality_loss {workload.max_quality_loss:g}"
-    # 3. The replica must fit in the memory of the units it occupies.
-    elif memory_limit_gib is not None and row.memory_gib > memory_limit_gib:
-        reason = f"memory {row.memory_gib:.3g} GiB > {memory_limit_gib:.3g} GiB on {row.hardware}"
-    # 4. Online work must meet its p99 target; batch work has only a deadline (throughput).
-    elif workload.kind == "online" and workload.p99_ms is not None and p99 > workload.p99_ms:
-        reason = f"predicted p99 {p99:.1f} ms > p99_ms {workload.p99_ms:g}"
-    # 5. No configuration may need more units than the inventory holds at all.
-    elif available is not None and devices > available:
-        reason = (f"needs {devices:g} {hw.unit} of {row.hardware}, inventory has {available}"
-                  if available else f"no {row.hardware} in the inventory")
-    # 6. An objective or cap about energy cannot weigh a configuration whose energy nobody knows.
-    elif (objective in ENERGY_OBJECTIVES if needs_energy is None else needs_energy) and energy_unknown(row):
-        reason = f"energy unknown ({row.energy_source}); objective {objective} needs it"
-
-    power_w, energy_usd, carbon_g, usd, value = running_costs(
-        demand, row.energy_j_per_item, replicas * row.throughput_rps, devices, idle_w_per_unit(hw),
-        devices * hw.usd_per_hour, electricity, objective)
-    return Candidate(
-        workload=workload.name, hardware=row.hardware, precision=row.precision, batch_size=row.batch_size,
-        units_per_replica=row.units_per_replica, replicas=replicas, devices=devices, unit=hw.unit,
-        predicted_p99_ms=p99, predicted_throughput_rps=replicas * row.throughput_rps,
-        batch_wait_timeout_ms=batch_wait_timeout_ms(row.batch_size, per_replica_rps),
-        usd_per_hour=usd, power_w=power_w, quality_loss=row.quality_loss, memory_gib=row.memory_gib,
-        profile_source=_source_label(row), feasible=not reason, reason=reason, energy_usd_per_hour=energy_usd,
-        carbon_g_per_hour=carbon_g, objective_value=value, energy_unknown=energy_unknown(row),
-        model="" if row.model == workload.model else row.model, energy_source=row.energy_source)
-
-
 def workload_rows(workload: Workload, by_model: Mapping[str, Sequence[ProfileRow]]) -> list[ProfileRow]:
     """Rows that may serve the workload: its model's, and each variant's with the variant's quality
     loss added to the precision's (losses against fp32 taken as additive: docs/optimization.md)."""
@@ -153,26 +250,6 @@ def workload_rows(workload: Workload, by_model: Mapping[str, Sequence[ProfileRow
     for model, loss in workload.variants:
         rows += [replace(r, quality_loss=r.quality_loss + loss) for r in by_model.get(model, [])]
     return rows
-
-
-def enumerate_candidates(workloads: Iterable[Workload], rows: Sequence[ProfileRow], catalog: Catalog,
-                         inventory: Mapping[str, int] | None, max_utilization: float,
-                         serving_overhead_ms: float = DEFAULT_SERVING_OVERHEAD_MS,
-                         electricity: Electricity = Electricity(), objective: str = "cost",
-                         needs_energy: bool | None = None, queueing: bool = True) -> dict[str, list[Candidate]]:
-    """All candidates per workload name, cheapest first (feasible before infeasible)."""
-    by_model: dict[str, list[ProfileRow]] = {}
-    for row in rows:
-        if row.mode == "inference":  # training-step rows time a different job; never serve from them
-            by_model.setdefault(row.model, []).append(row)
-    result: dict[str, list[Candidate]] = {}
-    for w in workloads:
-        cands = [evaluate_candidate(w, row, catalog, inventory, max_utilization, serving_overhead_ms,
-                                    electricity, objective, needs_energy, queueing)
-                 for row in workload_rows(w, by_model)]
-        cands.sort(key=lambda c: (not c.feasible, c.usd_per_hour, c.predicted_p99_ms))
-        result[w.name] = cands
-    return result
 
 
 def diagnose_infeasible_workload(workload: Workload, candidates: Sequence[Candidate]) -> str:

@@ -10,6 +10,11 @@ there are inventory rows that bind, so for thousands of workloads:
     3. choose for the (<= 12 or so) fractional ones with CP-SAT, exactly, in the
        inventory the others left.
 
+Step 3 builds its model with planner/planning/formulation.py's `build`, the one
+the whole-model path uses: constraints (1), (2) and (5) over the fractional
+workloads, objective (8), without the tie-break (9) or the whole-device
+remainder (10), which the LP bound leaves out too.
+
 The plan's cost minus the LP bound is the reported gap; when it is 0 the plan
 is proven optimal. If step 3 finds nothing (the rounding left too little room),
 the caller falls back to CP-SAT on the whole model.
@@ -17,12 +22,12 @@ the caller falls back to CP-SAT on the whole model.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 from ortools.linear_solver import pywraplp
 from ortools.sat.python import cp_model
 
-from planner.planning.candidates import Candidate
+from planner.core.candidate import Candidate
+from planner.planning.formulation import Problem, build, chosen_indices, minimise_objective
 
 INTEGRAL = 1 - 1e-6
 
@@ -34,12 +39,13 @@ class LpResult:
     fractional_workloads: int
 
 
-def solve_by_lp(placeable: Mapping[str, Sequence[Candidate]], inventory: Mapping[str, int] | None,
-                time_limit_s: float, num_workers: int, budget_usd_per_hour: float | None = None) -> LpResult | None:
+def solve_by_lp(problem: Problem, time_limit_s: float, num_workers: int) -> LpResult | None:
     """None when the LP is infeasible or the rounding step finds no completion.
 
-    Minimises each candidate's `objective_value` (computed for the plan's objective).
+    Minimises each candidate's `objective_value` (computed for the plan's objective) under the
+    problem's inventory and budget; node packing and the power cap are the whole model's alone.
     """
+    placeable, inventory, budget_usd_per_hour = problem.choices, problem.capacity, problem.budget_usd_per_hour
     lp = pywraplp.Solver.CreateSolver("GLOP")
     y = {}
     caps = {hw: lp.Constraint(-lp.infinity(), float(n)) for hw, n in (inventory or {}).items()}
@@ -75,34 +81,23 @@ def solve_by_lp(placeable: Mapping[str, Sequence[Candidate]], inventory: Mapping
             fractional.append(w)
     spent = sum(c.usd_per_hour for c in chosen.values())
     if fractional:
-        room = None if budget_usd_per_hour is None else budget_usd_per_hour - spent
-        rest = _exact_for(fractional, placeable, left, room, time_limit_s, num_workers)
-        if rest is None:
+        rest = Problem({w: placeable[w] for w in fractional}, problem.objective, left,
+                       None if budget_usd_per_hour is None else budget_usd_per_hour - spent,
+                       tie_break_levels=0, pay_whole_devices=False)
+        exact = _exact(rest, time_limit_s, num_workers)
+        if exact is None:
             return None
-        chosen.update(rest)
+        chosen.update(exact)
     return LpResult(chosen, bound, len(fractional))
 
 
-def _exact_for(workloads: Sequence[str], placeable: Mapping[str, Sequence[Candidate]], left: Mapping[str, float],
-               budget_left: float | None, time_limit_s: float, num_workers: int) -> dict[str, Candidate] | None:
-    """CP-SAT over the fractional workloads only, in the inventory that remains."""
-    model = cp_model.CpModel()
-    x = {(w, i): model.new_bool_var("") for w in workloads for i in range(len(placeable[w]))}
-    for w in workloads:
-        model.add_exactly_one(x[w, i] for i in range(len(placeable[w])))
-    for hw, room in left.items():
-        terms = [int(round(c.devices * 1000)) * x[w, i] for w in workloads for i, c in enumerate(placeable[w])
-                 if c.hardware == hw]
-        if terms:
-            model.add(sum(terms) <= int(room * 1000 + 1e-6))
-    if budget_left is not None:
-        model.add(sum(int(round(c.usd_per_hour * 1e6)) * x[w, i] for w in workloads
-                      for i, c in enumerate(placeable[w])) <= int(budget_left * 1e6))
-    model.minimize(sum(int(round(c.objective_value * 1e6)) * x[w, i]
-                       for w in workloads for i, c in enumerate(placeable[w])))
+def _exact(rest: Problem, time_limit_s: float, num_workers: int) -> dict[str, Candidate] | None:
+    """The formulation over the fractional workloads only, in the inventory and budget that remain."""
+    formulation = build(rest)
+    minimise_objective(formulation, rest)
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = time_limit_s
     solver.parameters.num_workers = num_workers
-    if solver.solve(model) not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+    if solver.solve(formulation.model) not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
-    return {w: next(c for i, c in enumerate(placeable[w]) if solver.value(x[w, i])) for w in workloads}
+    return {w: rest.choices[w][i] for w, i in chosen_indices(solver, formulation, rest).items()}

@@ -1,56 +1,41 @@
-"""Choose one configuration per workload with CP-SAT, minimising cost under shared inventory.
+"""Choose one configuration per workload: prune, solve the formulation, read the solution into a Plan.
 
-Data: workloads w, and for each a list of candidates c (hardware h, precision,
-batch size, replicas r_c, units d_c = r_c x units_per_replica, cost p_c $/h,
-power e_c W) that already meet every per-workload limit (p99, throughput,
-memory, quality, min_replicas: see planner/planning/candidates.py).
+The model itself (variables, constraints, objective, tie-break) is
+planner/planning/formulation.py's docstring. This module:
 
-Model::
-
-    x[w,c] in {0,1}                        choose candidate c for workload w
-    (1) sum_c x[w,c] = 1          for all w     each workload runs exactly one configuration
-    (2) sum_{w,c: h_c=h} d_c x[w,c] <= I_h  for all h with an inventory   shared devices
-    minimise  sum p_c x[w,c]      (objective: cost)  or  sum e_c x[w,c]  (objective: energy)
-
-Costs are scaled to integers through COST_SCALE (micro-dollars); device counts
-through UNIT_SCALE so fractional units (shared GPUs, later) stay exact.
-
-Before solving, dominated candidates are dropped: on the same hardware, a
-candidate using no fewer devices, no better in the objective (cost or power),
-no faster and no better in quality than another can be swapped for it in any
-solution without raising cost or inventory use. This shrinks the model and breaks cost ties
-toward latency headroom (a same-price plan with p99 at 149 of 150 ms is worse
-than one at 30 ms).
-
-When (1)-(2) is infeasible, a second model makes placement optional and
-maximises the number of workloads placed, so the report can say which
-workload does not fit and which inventory limit binds.
+- prunes dominated candidates first: on the same hardware, a candidate using no
+  fewer devices, no better in the objective, no faster and no better in quality
+  than another can be swapped for it in any solution without raising the
+  objective or inventory use. This shrinks the model and breaks ties toward
+  latency headroom (a same-price plan with p99 at 149 of 150 ms is worse than
+  one at 30 ms);
+- solves large instances by LP relaxation and exact repair
+  (planner/planning/lp_decomposition.py), others with CP-SAT on the whole model;
+- when the model is infeasible, solves the optional-placement model and says which
+  workload does not fit and which limit binds;
+- reads the chosen candidates into a Plan with its totals, autoscaling and placement.
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
+import numpy as np
 from ortools.sat.python import cp_model
 
-import numpy as np
-
-from planner.planning.autoscaling import autoscale
-from planner.planning.candidate_tables import FEASIBLE, CandidateTable
-from planner.planning.candidates import Candidate, diagnose_infeasible_workload
-from planner.planning.lp_decomposition import solve_by_lp
-from planner.planning.packing import add_node_packing, placement
-from planner.planning.sharing import unallocated_devices
+from planner.core.candidate import Candidate
+from planner.core.objectives import OBJECTIVES
 from planner.core.plan import Plan, WorkloadPlan
-from planner.core.workloads import WorkloadSet
+from planner.planning.autoscaling import autoscale
+from planner.planning.candidates import FEASIBLE, CandidateTable, diagnose_infeasible_workload, sort_key
+from planner.planning.context import PlanningContext
+from planner.planning.formulation import (TIE_SCALE, Problem, build, chosen_indices, coefficient, hint_greedy,
+                                          maximise_placed, minimise_objective)
+from planner.planning.lp_decomposition import solve_by_lp
+from planner.planning.packing import placement
+from planner.planning.sharing import unallocated_devices
 
-COST_SCALE = 1_000_000      # $/h -> micro-$/h
-TIE_SCALE = 1_000           # objective units per micro-$ (or mW): room below them for the tie-break
-
-POWER_SCALE = 1_000         # W -> mW
-UNIT_SCALE = 1_000          # devices -> milli-devices
 _STATUS = {cp_model.OPTIMAL: "OPTIMAL", cp_model.FEASIBLE: "FEASIBLE", cp_model.INFEASIBLE: "INFEASIBLE",
            cp_model.MODEL_INVALID: "MODEL_INVALID", cp_model.UNKNOWN: "UNKNOWN"}
 
@@ -60,22 +45,6 @@ class SolverSettings:
     time_limit_s: float = 10.0
     num_workers: int = 2
     random_seed: int = 0
-
-
-# Integer units of each objective: micro-$/h, mW at the wall, mg CO2e/h.
-OBJECTIVE_SCALE = {"cost": COST_SCALE, "cost+carbon": COST_SCALE, "energy": POWER_SCALE, "carbon": 1_000}
-
-
-def _coefficient(c: Candidate, objective: str) -> int:
-    """The candidate's objective value in integer units (its evaluation computed it for this objective)."""
-    return int(round(c.objective_value * OBJECTIVE_SCALE[objective]))
-
-
-def _tie_break(c: Candidate, workload_p99_ms: float | None, levels: int) -> int:
-    """0..levels, lower for more latency headroom; never outweighs one objective unit in total."""
-    if levels <= 0 or not workload_p99_ms:
-        return 0
-    return int(round(levels * min(1.0, c.predicted_p99_ms / workload_p99_ms)))
 
 
 def prune_dominated(cands: Sequence[Candidate], objective: str = "cost",
@@ -93,7 +62,7 @@ def prune_dominated(cands: Sequence[Candidate], objective: str = "cost",
     inventory but not the same nodes): only candidates of the same size compete.
     """
     def criteria(c: Candidate) -> tuple:
-        base = (c.devices, _coefficient(c, objective)) + tuple(getattr(c, name) for name in also)
+        base = (c.devices, coefficient(c, objective)) + tuple(getattr(c, name) for name in also)
         return base + (c.predicted_p99_ms, c.quality_loss) if latency_matters else base
 
     groups: dict[tuple, list[Candidate]] = {}
@@ -118,100 +87,25 @@ ALL_ALTERNATIVES_LIMIT = 200_000
 # replaces the full CP-SAT model: same optimum in practice, a proven bound, seconds not minutes.
 LARGE_INSTANCE_WORKLOADS = 2_000
 
-CandidateSource = Sequence[Candidate] | CandidateTable
-
-
-def _has_feasible(cands: CandidateSource) -> bool:
-    if isinstance(cands, CandidateTable):
-        return bool((cands.code == FEASIBLE).any())
-    return any(c.feasible for c in cands)
-
-
 def _sorted(cands: list[Candidate]) -> list[Candidate]:
-    return sorted(cands, key=lambda c: (not c.feasible, c.usd_per_hour, c.predicted_p99_ms))
+    return sorted(cands, key=sort_key)
 
 
-def expand(cands: CandidateSource, objective: str, latency_matters: bool,
+def expand(table: CandidateTable, objective: str, latency_matters: bool,
            all_alternatives: bool, also: Sequence[str] = (),
            by_replica_size: bool = False) -> tuple[list[Candidate], list[Candidate]]:
     """(the feasible candidates the model needs, after pruning; the alternatives the plan reports)."""
-    if not isinstance(cands, CandidateTable):
-        return (prune_dominated([c for c in cands if c.feasible], objective, latency_matters, also, by_replica_size),
-                list(cands))
-    table = cands
     if latency_matters or also or by_replica_size:
         feasible = [table.candidate(int(i)) for i in np.nonzero(table.code == FEASIBLE)[0]]
         kept = prune_dominated(feasible, objective, latency_matters, also, by_replica_size)
     else:
-        coefficient = np.round(table.objective_value * OBJECTIVE_SCALE[objective])
-        kept = [table.candidate(i) for i in table.pareto_feasible(coefficient)]
+        scaled = np.round(table.objective_value * OBJECTIVES[objective].scale)
+        kept = [table.candidate(i) for i in table.pareto_feasible(scaled)]
     if all_alternatives:
-        return kept, _sorted([table.candidate(i) for i in range(len(table))])
+        return kept, table.candidates()
     rejected = np.nonzero(table.code != FEASIBLE)[0]
     cheapest = rejected[np.argsort(table.cost[rejected], kind="stable")[:3]]
     return kept, _sorted(kept + [table.candidate(int(i)) for i in cheapest])
-
-
-def _build(workload_set: WorkloadSet, feasible: Mapping[str, Sequence[Candidate]], optional: bool):
-    model = cp_model.CpModel()
-    # Variables: x[w, i] for the i-th feasible candidate of workload w.
-    x = {(w, i): model.new_bool_var(f"x[{w},{i}]") for w, cands in feasible.items() for i in range(len(cands))}
-    placed = {}
-    for w, cands in feasible.items():
-        choice = [x[w, i] for i in range(len(cands))]
-        if optional:
-            placed[w] = model.new_bool_var(f"placed[{w}]")
-            model.add(sum(choice) == placed[w])
-        else:
-            # (1) each workload runs exactly one configuration.
-            model.add_exactly_one(choice)
-    # (2) devices used per hardware type stay within the inventory.
-    if workload_set.inventory is not None:
-        for hw, available in workload_set.inventory.items():
-            terms = [int(math.ceil(c.devices * UNIT_SCALE)) * x[w, i]
-                     for w, cands in feasible.items() for i, c in enumerate(cands) if c.hardware == hw]
-            if terms:
-                model.add(sum(terms) <= available * UNIT_SCALE)
-    # (2b) on a live cluster, replicas must also pack onto its nodes (and spread when asked).
-    y = {}
-    if workload_set.nodes:
-        y = add_node_packing(model, x, feasible, workload_set.nodes,
-                             {w.name: w.min_replicas for w in workload_set.workloads})
-    # (3) an optional budget caps the plan's $/h, whatever the objective.
-    if workload_set.budget_usd_per_hour is not None:
-        model.add(sum(int(round(c.usd_per_hour * COST_SCALE)) * x[w, i]
-                      for w, cands in feasible.items() for i, c in enumerate(cands))
-                  <= int(workload_set.budget_usd_per_hour * COST_SCALE))
-    # (4) an optional cap on power at the wall (the energy axis of a Pareto sweep).
-    if workload_set.max_wall_power_w is not None:
-        pue = workload_set.electricity.pue
-        model.add(sum(int(round(c.power_w * pue * POWER_SCALE)) * x[w, i]
-                      for w, cands in feasible.items() for i, c in enumerate(cands))
-                  <= int(workload_set.max_wall_power_w * POWER_SCALE))
-    return model, x, placed, y
-
-
-def _hint_greedy(model: cp_model.CpModel, x, feasible: Mapping[str, Sequence[Candidate]], objective: str,
-                 inventory: Mapping[str, int] | None) -> None:
-    """Hint a feasible start: each workload's cheapest candidate (fastest among equals) that still fits.
-
-    Largest demand for units first; without an inventory this is the optimum. With one,
-    the solver starts from a plan that already respects it and improves from there.
-    """
-    left = None if inventory is None else {hw: float(n) for hw, n in inventory.items()}
-
-    def key(c: Candidate) -> tuple:
-        return (_coefficient(c, objective), c.predicted_p99_ms)
-
-    order = sorted(feasible, key=lambda w: -min(c.devices for c in feasible[w]))
-    for w in order:
-        cands = feasible[w]
-        fitting = [i for i, c in enumerate(cands) if left is None or c.devices <= left.get(c.hardware, 0.0) + 1e-9]
-        best = min(fitting or range(len(cands)), key=lambda i: key(cands[i]))
-        if left is not None and fitting:
-            left[cands[best].hardware] = left.get(cands[best].hardware, 0.0) - cands[best].devices
-        for i in range(len(cands)):
-            model.add_hint(x[w, i], i == best)
 
 
 def _solver(settings: SolverSettings) -> cp_model.CpSolver:
@@ -224,10 +118,10 @@ def _solver(settings: SolverSettings) -> cp_model.CpSolver:
     return solver
 
 
-def _inventory_diagnosis(workload_set: WorkloadSet, name: str, cands: Sequence[Candidate],
+def _inventory_diagnosis(context: PlanningContext, name: str, cands: Sequence[Candidate],
                          used: Mapping[str, float]) -> str:
     """Explain why a workload that fits alone does not fit beside the others."""
-    inventory = workload_set.inventory or {}
+    inventory = context.inventory or {}
     parts = []
     for hw in sorted({c.hardware for c in cands}):
         smallest = min((c for c in cands if c.hardware == hw), key=lambda c: c.devices)
@@ -235,134 +129,111 @@ def _inventory_diagnosis(workload_set: WorkloadSet, name: str, cands: Sequence[C
         parts.append(f"{hw}: other workloads use {used.get(hw, 0):g} of {available} {smallest.unit}, "
                      f"its smallest configuration needs {smallest.devices:g} ({smallest.describe()}); "
                      f"raise inventory.{hw} to at least {used.get(hw, 0) + smallest.devices:g}")
-    budget = (f" (or the budget of ${workload_set.budget_usd_per_hour:g}/h binds: raise budget_usd_per_hour)"
-              if workload_set.budget_usd_per_hour is not None else "")
+    budget = (f" (or the budget of ${context.budget_usd_per_hour:g}/h binds: raise budget_usd_per_hour)"
+              if context.budget_usd_per_hour is not None else "")
     return (f"workload '{name}' cannot be placed: the inventory limit is binding{budget}. " + "; ".join(parts)
             + ". To fix: add inventory, or lower qps / relax p99_ms of some workload")
 
 
-def unit_price(c: Candidate) -> float:
-    """The hardware's $/h per unit, recovered from a candidate (its cost less its energy)."""
-    return max(0.0, c.usd_per_hour - c.energy_usd_per_hour) / c.devices if c.devices else 0.0
+def _problem(context: PlanningContext, placeable: Mapping[str, list[Candidate]], levels: int) -> Problem:
+    return Problem(placeable, context.objective, context.inventory, context.budget_usd_per_hour,
+                   context.max_wall_power_w, context.electricity.pue, context.nodes,
+                   {w.name: w.min_replicas for w in context.workloads},
+                   {w.name: w.p99_ms for w in context.workloads}, levels)
 
 
-def _whole_device_remainder(model: cp_model.CpModel, x, placeable: Mapping[str, Sequence[Candidate]],
-                            objective: str):
-    """Shared GPUs are paid whole: per hardware type with fractional replicas (planner/planning/sharing.py),
-    an integer device count covers them, and the unused part of the last device is added to the
-    cost. Candidates carry their pro-rata share of the price, so only the remainder is added."""
-    if objective not in ("cost", "cost+carbon"):
-        return 0
-    by_hw: dict[str, list[tuple[Candidate, object]]] = {}
-    for w, cands in placeable.items():
-        for i, c in enumerate(cands):
-            by_hw.setdefault(c.hardware, []).append((c, x[w, i]))
-    extra = 0
-    for hw, entries in by_hw.items():
-        if all(abs(c.devices - round(c.devices)) < 1e-9 for c, _ in entries):
-            continue
-        price = int(round(max(unit_price(c) for c, _ in entries) * COST_SCALE)) * TIE_SCALE
-        scaled = [(int(math.ceil(c.devices * UNIT_SCALE)), v) for c, v in entries]
-        whole = model.new_int_var(0, int(math.ceil(sum(d for d, _ in scaled) / UNIT_SCALE)), f"devices[{hw}]")
-        model.add(whole * UNIT_SCALE >= sum(d * v for d, v in scaled))
-        extra += price * whole - sum(int(round(price * c.devices)) * v for c, v in entries)
-    return extra
-
-
-def _solve_cp_sat(workload_set: WorkloadSet, placeable: Mapping[str, list[Candidate]], objective: str,
-                  levels: int, settings: SolverSettings, placements: dict[str, tuple]
-                  ) -> tuple[str, dict[str, Candidate], float, list[str]]:
-    """The CP-SAT model (1)-(2); on infeasibility, the optional-placement model and its diagnoses."""
+def _solve_cp_sat(problem: Problem, context: PlanningContext, settings: SolverSettings,
+                  placements: dict[str, tuple]) -> tuple[str, dict[str, Candidate], float, list[str]]:
+    """The whole model; on infeasibility, the optional-placement model and its diagnoses."""
     diagnoses: list[str] = []
-    model, x, _, y = _build(workload_set, placeable, optional=False)
-    # Objective: the cost (or power) in units scaled by TIE_SCALE, plus a tie-break that prefers
-    # latency headroom among equal-cost choices. The tie-breaks of all workloads add up to less
-    # than TIE_SCALE, i.e. less than one micro-dollar, so they never buy a dearer plan.
-    targets = {w.name: w.p99_ms for w in workload_set.workloads}
-    model.minimize(sum((_coefficient(c, objective) * TIE_SCALE + _tie_break(c, targets[w], levels)) * x[w, i]
-                       for w, cands in placeable.items() for i, c in enumerate(cands))
-                   + _whole_device_remainder(model, x, placeable, objective))
-    _hint_greedy(model, x, placeable, objective, workload_set.inventory)
+    formulation = build(problem)
+    minimise_objective(formulation, problem)
+    hint_greedy(formulation, problem)
     solver = _solver(settings)
-    status = solver.solve(model)
+    status = solver.solve(formulation.model)
     status_name = _STATUS.get(status, "UNKNOWN")
     chosen: dict[str, Candidate] = {}
     bound_scaled = 0.0
+    placeable = problem.choices
 
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        index = {w: next(i for i in range(len(cands)) if solver.value(x[w, i])) for w, cands in placeable.items()}
+        index = chosen_indices(solver, formulation, problem)
         chosen = {w: placeable[w][i] for w, i in index.items()}
-        placements.update({w: placement(solver, y, w, i, workload_set.nodes) for w, i in index.items() if y})
+        if formulation.y:
+            placements.update({w: placement(solver, formulation.y, w, i, context.nodes) for w, i in index.items()})
         bound_scaled = solver.best_objective_bound / TIE_SCALE
     elif status == cp_model.UNKNOWN and placeable:
         diagnoses.append(f"the solver found no plan within its time limit ({settings.time_limit_s:g} s). "
                          "To fix: raise --time-limit, or plan fewer workloads at once")
     elif status == cp_model.INFEASIBLE and placeable:
         # Inventory binds across workloads: place as many as possible, then explain the rest.
-        diag_model, dx, placed, _ = _build(workload_set, placeable, optional=True)
-        big = 1 + sum(max(_coefficient(c, objective) for c in cands) for cands in placeable.values())
-        diag_model.maximize(big * sum(placed.values()) - sum(
-            _coefficient(c, objective) * dx[w, i] for w, cands in placeable.items() for i, c in enumerate(cands)))
+        diagnosis = build(problem, optional=True)
+        maximise_placed(diagnosis, problem)
         diag_solver = _solver(settings)
-        if diag_solver.solve(diag_model) in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-            chosen = {w: next(c for i, c in enumerate(cands) if diag_solver.value(dx[w, i]))
-                      for w, cands in placeable.items() if diag_solver.value(placed[w])}
+        if diag_solver.solve(diagnosis.model) in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            chosen = {w: placeable[w][i] for w, i in chosen_indices(diag_solver, diagnosis, problem).items()}
         used: dict[str, float] = {}
         for c in chosen.values():
             used[c.hardware] = used.get(c.hardware, 0.0) + c.devices
-        diagnoses += [_inventory_diagnosis(workload_set, w, cands, used)
+        diagnoses += [_inventory_diagnosis(context, w, cands, used)
                       for w, cands in placeable.items() if w not in chosen]
     return status_name, chosen, bound_scaled, diagnoses
 
 
-def optimize(workload_set: WorkloadSet, candidates: Mapping[str, CandidateSource],
+def optimize(context: PlanningContext, candidates: Mapping[str, CandidateTable],
              settings: SolverSettings = SolverSettings(), provenance: Mapping[str, object] | None = None) -> Plan:
     """Solve the plan. Never raises for an infeasible instance: the Plan says INFEASIBLE and why."""
     started = time.perf_counter()
-    objective = workload_set.objective
-    sources = {w.name: candidates.get(w.name, []) for w in workload_set.workloads}
-    has_feasible = {name: _has_feasible(cands) for name, cands in sources.items()}
-    diagnoses = [diagnose_infeasible_workload(w, expand(sources[w.name], objective, True, True)[1])
-                 for w in workload_set.workloads if not has_feasible[w.name]]
-    # The tie-break has room only below TIE_SCALE (see the objective); without it, latency and
+    objective = context.objective
+    tables = {w.name: candidates[w.name] for w in context.workloads}
+    has_feasible = {name: bool((table.code == FEASIBLE).any()) for name, table in tables.items()}
+    diagnoses = [diagnose_infeasible_workload(w, tables[w.name].candidates())
+                 for w in context.workloads if not has_feasible[w.name]]
+    # The tie-break has room only below TIE_SCALE (formulation (9)); without it, latency and
     # quality do not enter the model and need not survive pruning.
     levels = (TIE_SCALE - 1) // max(1, sum(has_feasible.values()))
-    all_alternatives = sum(len(c) for c in sources.values()) <= ALL_ALTERNATIVES_LIMIT
+    all_alternatives = sum(len(t) for t in tables.values()) <= ALL_ALTERNATIVES_LIMIT
     placeable: dict[str, list[Candidate]] = {}
     alternatives: dict[str, list[Candidate]] = {}
     # Quantities capped by a constraint must survive pruning too (a budget under the energy objective...).
-    also = tuple(name for name, capped in (("usd_per_hour", workload_set.budget_usd_per_hour is not None
-                                            and objective != "cost"),
-                                           ("power_w", workload_set.max_wall_power_w is not None)) if capped)
-    for name, cands in sources.items():
-        kept, alternatives[name] = expand(cands, objective, levels > 0, all_alternatives, also,
-                                          by_replica_size=bool(workload_set.nodes))
+    also = tuple(name for name, capped in (("usd_per_hour", context.budget_usd_per_hour is not None
+                                            and not OBJECTIVES[objective].is_usd_per_hour),
+                                           ("power_w", context.max_wall_power_w is not None)) if capped)
+    for name, table in tables.items():
+        kept, alternatives[name] = expand(table, objective, levels > 0, all_alternatives, also,
+                                          by_replica_size=bool(context.nodes))
         if has_feasible[name]:
             placeable[name] = kept
+    problem = _problem(context, placeable, levels)
 
     lp_result = None
     placements: dict[str, tuple] = {}
-    if (len(placeable) >= LARGE_INSTANCE_WORKLOADS and workload_set.max_wall_power_w is None
-            and not workload_set.nodes):
-        lp_result = solve_by_lp(placeable, workload_set.inventory, settings.time_limit_s, settings.num_workers,
-                                budget_usd_per_hour=workload_set.budget_usd_per_hour)
+    if len(placeable) >= LARGE_INSTANCE_WORKLOADS and context.max_wall_power_w is None and not context.nodes:
+        lp_result = solve_by_lp(problem, settings.time_limit_s, settings.num_workers)
     if lp_result is not None:
         chosen = lp_result.chosen
         achieved = sum(c.objective_value for c in chosen.values())
         proven = achieved <= lp_result.lower_bound * (1 + 1e-9) + 1e-9
         status_name = "OPTIMAL" if proven else "FEASIBLE"
-        bound_scaled = lp_result.lower_bound * OBJECTIVE_SCALE[objective]
+        bound_scaled = lp_result.lower_bound * OBJECTIVES[objective].scale
     else:
-        status_name, chosen, bound_scaled, more = _solve_cp_sat(workload_set, placeable, objective, levels, settings,
-                                                                placements)
+        status_name, chosen, bound_scaled, more = _solve_cp_sat(problem, context, settings, placements)
         diagnoses += more
     if diagnoses:
         status_name = "INFEASIBLE"
+    return _read_plan(context, chosen, alternatives, placements, status_name, tuple(diagnoses), bound_scaled,
+                      settings, provenance, started)
 
+
+def _read_plan(context: PlanningContext, chosen: Mapping[str, Candidate], alternatives: Mapping[str, list[Candidate]],
+               placements: Mapping[str, tuple], status_name: str, diagnoses: tuple[str, ...], bound_scaled: float,
+               settings: SolverSettings, provenance: Mapping[str, object] | None, started: float) -> Plan:
+    """The chosen candidates as a Plan: per-workload records, totals, the whole-device remainder, bounds."""
+    objective = context.objective
     plans = []
-    for w in workload_set.workloads:
+    for w in context.workloads:
         if w.name in chosen:
-            scaling = (autoscale(w.qps_hourly, chosen[w.name], w.min_replicas, workload_set.max_utilization)
+            scaling = (autoscale(w.qps_hourly, chosen[w.name], w.min_replicas, context.max_utilization)
                        if w.qps_hourly else None)
             # The model served: a variant when the optimizer chose one (deploy and verify use it).
             plans.append(WorkloadPlan(name=w.name, model=chosen[w.name].model or w.model, kind=w.kind,
@@ -374,15 +245,16 @@ def optimize(workload_set: WorkloadSet, candidates: Mapping[str, CandidateSource
     for c in chosen.values():
         devices_by_hw[c.hardware] = devices_by_hw.get(c.hardware, 0.0) + c.devices
     remainder = unallocated_devices(devices_by_hw)
-    prices = {c.hardware: unit_price(c) for c in chosen.values()}
+    prices = {c.hardware: c.hardware_usd_per_hour_per_unit for c in chosen.values()}
     unallocated = sum(remainder[hw] * prices[hw] for hw in remainder)
     cost = sum(c.usd_per_hour for c in chosen.values()) + unallocated
     power = sum(c.power_w for c in chosen.values())
     value = sum(c.objective_value for c in chosen.values())
     solved = status_name in ("OPTIMAL", "FEASIBLE")
-    objective_bound = bound_scaled / OBJECTIVE_SCALE[objective] if solved else 0.0
+    objective_bound = bound_scaled / OBJECTIVES[objective].scale if solved else 0.0
     # The $/h bound is the solver's only when $/h is what it minimised (with no carbon term).
-    bound = objective_bound if objective == "cost" else (cost if status_name == "OPTIMAL" else 0.0)
+    bound = (objective_bound if OBJECTIVES[objective].is_usd_per_hour
+             else (cost if status_name == "OPTIMAL" else 0.0))
     info = dict(provenance or {})
     info.update({"solver": f"OR-Tools CP-SAT {_ortools_version()}", "solver_workers": settings.num_workers,
                  "solver_time_limit_s": settings.time_limit_s})
@@ -390,10 +262,10 @@ def optimize(workload_set: WorkloadSet, candidates: Mapping[str, CandidateSource
                 best_bound_usd_per_hour=bound, objective_power_w=power, objective_value=value,
                 best_bound_objective=objective_bound,
                 carbon_g_per_hour=sum(c.carbon_g_per_hour for c in chosen.values()),
-                budget_usd_per_hour=workload_set.budget_usd_per_hour,
+                budget_usd_per_hour=context.budget_usd_per_hour,
                 solve_seconds=time.perf_counter() - started, workloads=tuple(plans),
-                infeasible=tuple(diagnoses), provenance=info, inventory=workload_set.inventory,
-                max_utilization=workload_set.max_utilization, unallocated_usd_per_hour=unallocated)
+                infeasible=diagnoses, provenance=info, inventory=context.inventory,
+                max_utilization=context.max_utilization, unallocated_usd_per_hour=unallocated)
 
 
 def _ortools_version() -> str:

@@ -23,8 +23,8 @@ from typing import Mapping, Sequence
 
 from ortools.sat.python import cp_model
 
+from planner.core.candidate import Candidate
 from planner.core.catalog import is_accelerator_unit
-from planner.planning.candidates import Candidate
 from planner.core.inventory import NodeShape
 
 ACCELERATOR_REPLICA_CPUS = 0.5   # num_cpus of a GPU/TPU replica's process (cluster/serving.py)

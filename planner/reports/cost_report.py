@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
+from planner.core.candidate import Candidate
 from planner.core.catalog import UNIT_KIND
-from planner.planning.candidates import Candidate
 from planner.core.errors import InputError
 from planner.core.plan import Plan, WorkloadPlan
 from planner.planning.sharing import unallocated_devices

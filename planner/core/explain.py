@@ -1,6 +1,6 @@
 """Why each workload got its configuration: the binding limits, the runner-ups and what they cost.
 
-Pure: reads a Plan (every candidate evaluated is in `alternatives`) and the
+Pure, and part of the core because plan.json carries it (planner/core/plan.py): reads a Plan (every candidate evaluated is in `alternatives`) and the
 inventory, and returns plain records the CLI, UI and reports render.
 
 - **Limits** of the chosen configuration, tightest first, as the share used:
@@ -16,10 +16,12 @@ inventory, and returns plain records the CLI, UI and reports render.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
-from planner.planning.candidates import Candidate
-from planner.core.plan import Plan, WorkloadPlan
+from planner.core.candidate import Candidate
+
+if TYPE_CHECKING:  # plan.py writes explanations into plan.json: explain needs its records only as types
+    from planner.core.plan import Plan, WorkloadPlan
 
 
 @dataclass(frozen=True)
