@@ -25,10 +25,16 @@ import random
 import time
 from pathlib import Path
 
-from planner.planning.batch_schedule import HourlyPrices, Job, JobOption, hours_in_use, schedule_jobs
 from planner.core.catalog import load_catalog
-from planner.profiling.estimator import estimate_profiles
 from planner.core.profiles import read_profiles_csv
+from planner.planning.batch_schedule import (
+    HourlyPrices,
+    Job,
+    JobOption,
+    hours_in_use,
+    schedule_jobs,
+)
+from planner.profiling.estimator import estimate_profiles
 
 REFERENCE = Path(__file__).resolve().parent.parent / "profiles" / "reference"
 INVENTORY = {"h100": 8, "l4": 16, "cpu-x86": 64}

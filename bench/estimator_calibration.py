@@ -21,13 +21,12 @@ import json
 
 import numpy as np
 
-from planner.profiling.estimator import fit_batch_curve
+from bench.estimator_error import REFERENCE, _inference
+from planner.core.profiles import read_profiles_csv
 from planner.models import builtin_model_names, get_model
 from planner.models.precision import prepare_for_precision
 from planner.models.runner import count_ops
-from planner.core.profiles import read_profiles_csv
-
-from bench.estimator_error import REFERENCE, _inference
+from planner.profiling.estimator import fit_batch_curve
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 

@@ -19,13 +19,13 @@ import json
 import statistics
 from pathlib import Path
 
-from planner.planning.candidates import enumerate_tables
-from planner.planning.context import PlanningContext
 from planner.core.catalog import load_catalog
-from planner.profiling.estimator import estimate_rows
-from planner.planning.optimizer import optimize
 from planner.core.profiles import ProfileRow, read_profiles_csv
 from planner.core.workloads import Workload, WorkloadSet
+from planner.planning.candidates import enumerate_tables
+from planner.planning.context import PlanningContext
+from planner.planning.optimizer import optimize
+from planner.profiling.estimator import estimate_rows
 
 REFERENCE = Path(__file__).resolve().parent.parent / "profiles" / "reference"
 DEMANDS_RPS = (100.0, 2_000.0, 20_000.0, 100_000.0)

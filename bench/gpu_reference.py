@@ -24,10 +24,10 @@ from pathlib import Path
 import torch
 
 from planner.core.catalog import load_catalog
-from planner.models import builtin_model_names, get_model
-from planner.profiling.profiler import TimingBudget, profile_grid
 from planner.core.profiles import SkippedPoint, write_profiles_csv
 from planner.core.workloads import PRECISIONS
+from planner.models import builtin_model_names, get_model
+from planner.profiling.profiler import TimingBudget, profile_grid
 from planner.profiling.training import profile_training_point
 
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256)

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+from cluster.profile_jobs import ProfileJob, ProfileOutcome
+from cluster.tpu_profiling import run_jax_profile_job
 from planner.backends.registry import backend_for
 from planner.backends.torch_checks import check_torch_device
 from planner.core.catalog import Catalog, HardwareType
 from planner.core.errors import ClusterError, PlannerError
 from planner.core.profiles import SkippedPoint
 from planner.profiling.timing import TimingBudget
-from cluster.profile_jobs import ProfileJob, ProfileOutcome
-from cluster.tpu_profiling import run_jax_profile_job
 
 __all__ = ["ProfileJob", "ProfileOutcome", "run_profile_job", "run_profile_jobs"]
 

@@ -20,8 +20,8 @@ import yaml
 
 from planner.backends.registry import backend_for
 from planner.core.catalog import Catalog
+from planner.core.io import write_atomically
 from planner.core.plan import Plan
-from planner.core.profiles import write_atomically
 
 IMPORT_PATH = "cluster.serve_config:build_app"
 

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from planner.core.errors import InputError, PlannerError, UnsupportedPrecision
+from cluster.profile_jobs import ProfileJob, ProfileOutcome
 from planner.core.catalog import HardwareType
+from planner.core.errors import InputError, PlannerError, UnsupportedPrecision
 from planner.core.profiles import SkippedPoint
 from planner.profiling.timing import TimingBudget
-from cluster.profile_jobs import ProfileJob, ProfileOutcome
 
 
 def _ray_node_context() -> str:

@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 from planner.core.catalog import Catalog, load_catalog
 from planner.core.errors import InputError
 from planner.core.plan import Plan, read_plan
+from planner.core.profiles import ProfileRow, SkippedPoint, read_profiles_csv
+from planner.core.workloads import WorkloadSet, load_workloads
+from planner.deployment.verification import VerificationReport, summarise
 from planner.planning.context import PlanningContext, candidate_tables, served
 from planner.planning.optimizer import SolverSettings, optimize
-from planner.core.profiles import ProfileRow, SkippedPoint, read_profiles_csv
 from planner.profiling.timing import TimingBudget
-from planner.deployment.verification import VerificationReport, summarise
-from planner.core.workloads import WorkloadSet, load_workloads
 
 if TYPE_CHECKING:
     from planner.planning.batch_jobs import BatchInputs

@@ -103,8 +103,8 @@ def _profile_training(args: argparse.Namespace, models: list[str], precisions: l
 
 
 def _import_profiles(args: argparse.Namespace) -> int:
-    from planner.profiling import importers
     from planner.core.profiles import write_profiles_csv
+    from planner.profiling import importers
     from planner.profiling.store import ProfileStore
 
     fmt = args.import_format if args.import_format != "auto" else importers.detect_format(args.import_file)
@@ -149,9 +149,9 @@ def _compare(rows: Sequence, baseline_path: str) -> int:
 
 def cmd_estimate(args: argparse.Namespace) -> int:
     from planner.core.catalog import load_catalog
+    from planner.core.profiles import write_profiles_csv
     from planner.profiling.estimator import estimate_profiles
     from planner.profiling.importers import import_profiles_csv
-    from planner.core.profiles import write_profiles_csv
 
     catalog = load_catalog(args.catalog)
     measured = import_profiles_csv(args.profiles, known_hardware=catalog.names())
@@ -192,10 +192,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_schedule(args: argparse.Namespace) -> int:
     import json
 
-    from planner import api
-    from planner.planning.batch_jobs import schedule_to_dict
-    from planner.core.io import write_atomically
     from rich.table import Table
+
+    from planner import api
+    from planner.core.io import write_atomically
+    from planner.planning.batch_jobs import schedule_to_dict
 
     schedule, inputs = api.schedule(args.workloads, args.profiles, plan=args.plan, catalog=args.catalog,
                                     horizon_h=args.horizon_h, time_limit_s=args.time_limit)
@@ -220,12 +221,12 @@ def cmd_pareto(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from planner.core.catalog import load_catalog
-    from planner.models import builtin_model_names
-    from planner.planning.context import PlanningContext
-    from planner.planning.pareto import cost_vs_energy, cost_vs_p99
     from planner.core.io import write_atomically
     from planner.core.profiles import read_profiles_csv
     from planner.core.workloads import load_workloads
+    from planner.models import builtin_model_names
+    from planner.planning.context import PlanningContext
+    from planner.planning.pareto import cost_vs_energy, cost_vs_p99
 
     catalog = load_catalog(args.catalog)
     ws = load_workloads(args.workloads, known_models=builtin_model_names(), known_hardware=catalog.names())

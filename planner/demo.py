@@ -13,13 +13,13 @@ from rich.console import Console
 
 from planner import api
 from planner.core.catalog import load_catalog
-from planner.models import builtin_model_names
 from planner.core.plan import write_plan
 from planner.core.profiles import write_profiles_csv
+from planner.core.workloads import load_workloads
 from planner.deployment.verification import write_verification
+from planner.models import builtin_model_names
 from planner.profiling.reference import ESTIMATE_TARGETS, reference_and_estimated_rows
 from planner.reports.terminal import ProfileProgress, print_plan, print_verification
-from planner.core.workloads import load_workloads
 
 EXAMPLE_WORKLOADS = Path(__file__).resolve().parent.parent / "examples" / "workloads.yaml"
 # Logical CPUs the embedded Ray advertises, so every planned CPU replica can be placed.

@@ -1,16 +1,14 @@
 """Drift detection: pure checks with known answers, and Serve's HTTP histogram parsing."""
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from cluster.metrics import parse_http_windows
 from planner import api
 from planner.core.catalog import load_catalog
-from planner.deployment.drift import LiveWindow, check_drift
 from planner.core.profiles import ProfileRow
 from planner.core.workloads import Workload, WorkloadSet
+from planner.deployment.drift import LiveWindow, check_drift
 
 
 @pytest.fixture(scope="module")

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from planner.core.catalog import load_catalog
+from planner.core.errors import InputError, MeterError
 from planner.profiling.energy import EnergyReading, energy_per_item_j, select_meter
 from planner.profiling.energy.estimate import EstimateMeter
 from planner.profiling.energy.nvml import NvmlMeter, nvml_device_id
 from planner.profiling.energy.rapl import RaplMeter, counter_delta_uj
-from planner.core.errors import InputError, MeterError
 
 CATALOG = load_catalog()
 CPU_X86 = CATALOG.get("cpu-x86")

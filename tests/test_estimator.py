@@ -4,9 +4,17 @@ from __future__ import annotations
 import pytest
 
 from planner.core.catalog import load_catalog
-from planner.profiling.estimator import (DEFAULT_OVERHEAD_MS, KIND_EFFICIENCY, LAUNCH_MS, PER_CONV_OP_MS, PER_OP_MS, estimate_rows,
-                               fit_batch_curve, roofline_ms_per_item)
 from planner.core.profiles import ProfileRow
+from planner.profiling.estimator import (
+    DEFAULT_OVERHEAD_MS,
+    KIND_EFFICIENCY,
+    LAUNCH_MS,
+    PER_CONV_OP_MS,
+    PER_OP_MS,
+    estimate_rows,
+    fit_batch_curve,
+    roofline_ms_per_item,
+)
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,13 @@ from __future__ import annotations
 import pytest
 
 from planner.core.errors import InputError
-from planner.profiling.importers import (detect_format, import_model_analyzer_csv, import_perf_analyzer_csv,
-                               import_profiles_csv)
 from planner.core.profiles import ProfileRow, write_profiles_csv
+from planner.profiling.importers import (
+    detect_format,
+    import_model_analyzer_csv,
+    import_perf_analyzer_csv,
+    import_profiles_csv,
+)
 from tests.conftest import DATA
 
 PA = DATA / "perf_analyzer_export.csv"

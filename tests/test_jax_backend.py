@@ -16,9 +16,15 @@ pytest.importorskip("jax")
 pytestmark = pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:RuntimeWarning")
 
 from cluster.profiling import ProfileJob  # noqa: E402
+from planner.backends.jax_tpu import (  # noqa: E402
+    check_jax_sees,
+    jax_devices_summary,
+    jax_quality_loss,
+    mlp_digits_outputs,
+    profile_jax_point,
+    tpu_task_options,
+)
 from planner.core.errors import InputError, PlannerError, UnsupportedPrecision  # noqa: E402
-from planner.backends.jax_tpu import (check_jax_sees, jax_devices_summary, jax_quality_loss,  # noqa: E402
-                                      mlp_digits_outputs, profile_jax_point, tpu_task_options)
 from planner.profiling.profiler import QUICK_BUDGET as QUICK  # noqa: E402
 
 

@@ -5,11 +5,11 @@ import pytest
 
 from planner.core.catalog import load_catalog
 from planner.core.inventory import NodeShape
+from planner.core.profiles import ProfileRow
+from planner.core.workloads import Workload, WorkloadSet
 from planner.planning.candidates import enumerate_tables
 from planner.planning.context import PlanningContext
 from planner.planning.optimizer import optimize
-from planner.core.profiles import ProfileRow
-from planner.core.workloads import Workload, WorkloadSet
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,10 @@ import pytest
 
 from cluster.profiling import ProfileJob, run_profile_jobs
 from cluster.serving import deployment_options
-from planner.planning.candidates import Candidate
 from planner.core.catalog import load_catalog
 from planner.core.inventory import cpu_only_label_selector
 from planner.core.plan import WorkloadPlan
+from planner.planning.candidates import Candidate
 from planner.profiling.timing import QUICK_BUDGET
 
 LABEL = "ray.io/accelerator-type"

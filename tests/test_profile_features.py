@@ -9,9 +9,9 @@ import sys
 
 import torch
 
+from planner.core.profiles import read_profiles_csv, write_profiles_csv
 from planner.models import get_model
 from planner.profiling.profiler import QUICK_BUDGET, profile_grid
-from planner.core.profiles import read_profiles_csv, write_profiles_csv
 from tests.conftest import DATA, REPO
 
 

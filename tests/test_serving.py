@@ -172,8 +172,8 @@ def test_deploy_history_rolls_back_a_failed_deploy_and_on_request(deployed, cata
 
     from ray import serve
 
-    from planner.deployment.history import DeployHistory
     from planner.core.errors import ClusterError
+    from planner.deployment.history import DeployHistory
 
     history = tmp_path / "deployments"
     good = api.plan(WorkloadSet((Workload("hist", "mlp_digits", "online", ("fp32",), 0.0, 1, qps=5, p99_ms=500),),

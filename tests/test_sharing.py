@@ -7,11 +7,11 @@ import math
 import pytest
 
 from planner import api
-from planner.planning.candidates import enumerate_tables
 from planner.core.catalog import load_catalog
 from planner.core.profiles import ProfileRow
-from planner.planning.sharing import shared_rows
 from planner.core.workloads import Workload, WorkloadSet
+from planner.planning.candidates import enumerate_tables
+from planner.planning.sharing import shared_rows
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
-from planner.planning.pareto import ParetoPoint
 from planner.core.plan import Plan
 from planner.core.profiles import ProfileRow
-from planner.reports.cost_report import HOURS_PER_MONTH
-from planner.deployment.verification import VerificationReport
 from planner.core.workloads import WorkloadSet
+from planner.deployment.verification import VerificationReport
+from planner.planning.pareto import ParetoPoint
+from planner.reports.cost_report import HOURS_PER_MONTH
 
 UI_TIME_LIMIT_S = 2.0   # the solver's limit per plan in the UI; the example solves in ~0.1 s
 

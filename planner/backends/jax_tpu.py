@@ -32,8 +32,8 @@ import numpy as np
 from planner.backends.base import Backend, Capabilities, ReplicaSettings
 from planner.core.catalog import HardwareType
 from planner.core.errors import InputError, PlannerError, UnsupportedPrecision
-from planner.profiling.timing import TimingBudget, time_callable
 from planner.core.profiles import ProfileRow, SkippedPoint
+from planner.profiling.timing import TimingBudget, time_callable
 
 SUPPORTED_MODELS = ("mlp_digits",)
 JAX_PRECISIONS = ("fp32", "bf16")
@@ -216,9 +216,9 @@ def _work_per_item(precision: str, batch_size: int) -> Any:
 
     XLA fuses bias + ReLU, so its real activation traffic is lower than the count.
     """
-    from planner.profiling.efficiency import count_work
     from planner.models import get_model
     from planner.models.precision import prepare_for_precision
+    from planner.profiling.efficiency import count_work
 
     spec = get_model("mlp_digits")
     module, cast = prepare_for_precision(spec, precision, "cpu")
@@ -236,8 +236,8 @@ def profile_jax_point(model: str, precision: str, batch_size: int, hardware: Har
     _check_model_and_precision(model, precision)
     platform = check_jax_sees(hardware)  # refuses TPU/GPU hardware that JAX cannot see
     jax = _jax()
-    from planner.profiling.efficiency import efficiency
     from planner.models import mlp_digits
+    from planner.profiling.efficiency import efficiency
     from planner.profiling.profiler import measure_energy
 
     device = jax.devices(platform)[0]
@@ -362,7 +362,7 @@ class JaxTpuBackend(Backend):
     def replica_actor_options(self, hardware: HardwareType, units_per_replica: float,
                               cpu_label_selector: dict[str, str] | None = None) -> dict[str, Any]:
         # Where a replica would be placed (whole chips of the generation); deploy refuses it before that.
-        from planner.planning.packing import ACCELERATOR_REPLICA_CPUS
+        from planner.core.inventory import ACCELERATOR_REPLICA_CPUS
 
         return {"num_cpus": ACCELERATOR_REPLICA_CPUS, "resources": {"TPU": units_per_replica},
                 "accelerator_type": hardware.ray_accelerator_type}

@@ -93,7 +93,7 @@ class TorchCudaBackend(_TorchBackend):
 
     def replica_actor_options(self, hardware: HardwareType, units_per_replica: float,
                               cpu_label_selector: dict[str, str] | None = None) -> dict[str, Any]:
-        from planner.planning.packing import ACCELERATOR_REPLICA_CPUS
+        from planner.core.inventory import ACCELERATOR_REPLICA_CPUS
 
         return {"num_cpus": ACCELERATOR_REPLICA_CPUS, "num_gpus": units_per_replica,
                 "accelerator_type": hardware.ray_accelerator_type}

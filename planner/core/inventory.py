@@ -27,6 +27,11 @@ OWNED_PRICE_SOURCE = "owned: zero marginal price (energy still counted at electr
 SOURCES = ("file", "cluster", "catalog")
 
 
+# vCPUs a GPU or TPU replica's process takes on its node besides the accelerator: what the backends
+# ask Ray for (planner/backends) and what node packing reserves for it (planner/planning/packing.py).
+ACCELERATOR_REPLICA_CPUS = 0.5
+
+
 @dataclass(frozen=True)
 class NodeShape:
     node_id: str

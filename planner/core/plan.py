@@ -14,8 +14,8 @@ from typing import Any, Mapping
 from planner.core.candidate import Candidate
 from planner.core.errors import InputError
 from planner.core.explain import explain_plan
+from planner.core.io import write_atomically
 from planner.core.objectives import OBJECTIVES
-from planner.core.profiles import write_atomically
 
 PLAN_FORMAT_VERSION = 1
 

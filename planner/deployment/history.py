@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 from planner.core.errors import ClusterError, InputError
-from planner.core.plan import Plan, plan_from_dict, plan_to_dict
 from planner.core.io import write_atomically
+from planner.core.plan import Plan, plan_from_dict, plan_to_dict
 
 DEFAULT_HISTORY = Path(".planner") / "deployments"
 Deployed = TypeVar("Deployed")

@@ -16,12 +16,12 @@ import math
 from dataclasses import dataclass
 from typing import Iterable
 
-from planner.planning.batch_schedule import HourlyPrices, Job, JobOption, Schedule
 from planner.core.catalog import Catalog
 from planner.core.errors import InputError
 from planner.core.plan import Plan
 from planner.core.profiles import ProfileRow
 from planner.core.workloads import WorkloadSet
+from planner.planning.batch_schedule import HourlyPrices, Job, JobOption, Schedule
 
 REPLICA_CHOICES = (1, 2, 4, 8)
 UNLIMITED = 1_000  # units per hardware type when the file has no inventory

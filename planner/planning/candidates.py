@@ -30,8 +30,12 @@ import numpy as np
 from planner.core.candidate import Candidate
 from planner.core.catalog import Catalog, HardwareType
 from planner.core.costs import idle_w_per_unit, running_costs
-from planner.core.latency import (DEFAULT_SERVING_OVERHEAD_MS, batch_wait_timeout_ms, queue_wait_p99_ms_of_cs2,
-                                  service_cs2)
+from planner.core.latency import (
+    DEFAULT_SERVING_OVERHEAD_MS,
+    batch_wait_timeout_ms,
+    queue_wait_p99_ms_of_cs2,
+    service_cs2,
+)
 from planner.core.objectives import OBJECTIVES
 from planner.core.profiles import ProfileRow
 from planner.core.workloads import Electricity, Workload

@@ -28,10 +28,23 @@ from planner.core.candidate import Candidate
 from planner.core.objectives import OBJECTIVES
 from planner.core.plan import Plan, WorkloadPlan
 from planner.planning.autoscaling import autoscale
-from planner.planning.candidates import FEASIBLE, CandidateTable, diagnose_infeasible_workload, sort_key
+from planner.planning.candidates import (
+    FEASIBLE,
+    CandidateTable,
+    diagnose_infeasible_workload,
+    sort_key,
+)
 from planner.planning.context import PlanningContext
-from planner.planning.formulation import (TIE_SCALE, Problem, build, chosen_indices, coefficient, hint_greedy,
-                                          maximise_placed, minimise_objective)
+from planner.planning.formulation import (
+    TIE_SCALE,
+    Problem,
+    build,
+    chosen_indices,
+    coefficient,
+    hint_greedy,
+    maximise_placed,
+    minimise_objective,
+)
 from planner.planning.lp_decomposition import solve_by_lp
 from planner.planning.packing import placement
 from planner.planning.sharing import unallocated_devices

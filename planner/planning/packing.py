@@ -25,9 +25,8 @@ from ortools.sat.python import cp_model
 
 from planner.core.candidate import Candidate
 from planner.core.catalog import is_accelerator_unit
-from planner.core.inventory import NodeShape
+from planner.core.inventory import ACCELERATOR_REPLICA_CPUS, NodeShape
 
-ACCELERATOR_REPLICA_CPUS = 0.5   # num_cpus of a GPU/TPU replica's process (cluster/serving.py)
 _SCALE = 1_000                   # units -> milli-units, so fractional GPUs and 0.5 vCPU stay exact
 
 

@@ -44,6 +44,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from planner.core.catalog import HardwareType
+from planner.core.costs import IDLE_FRACTION_WHEN_UNKNOWN
 from planner.core.errors import InputError
 from planner.core.profiles import ProfileRow
 
@@ -166,7 +167,7 @@ def estimate_rows(measured: Sequence[ProfileRow], source: HardwareType, target: 
         p50 = overhead + b * per_item
         busy = min(1.0, b * per_item / p50)
         max_w = target.power_max_w or 0.0
-        idle_w = target.power_idle_w if target.power_idle_w is not None else 0.2 * max_w
+        idle_w = target.power_idle_w if target.power_idle_w is not None else IDLE_FRACTION_WHEN_UNKNOWN * max_w
         power_w = (idle_w + (max_w - idle_w) * busy) * target_units
         out.append(replace(
             base, hardware=target.name, batch_size=b, latency_p50_ms=p50, latency_p90_ms=None,

@@ -34,12 +34,17 @@ import torch
 from planner.backends.torch_checks import check_torch_device
 from planner.core.catalog import HardwareType
 from planner.core.errors import UnsupportedPrecision
+from planner.core.profiles import ProfileRow, SkippedPoint
 from planner.models import ModelSpec
-from planner.models.runner import OpCount, count_ops, make_runner
 from planner.models.precision import prepare_for_precision
 from planner.models.quality import measure_quality_loss
-from planner.core.profiles import ProfileRow, SkippedPoint
-from planner.profiling.timing import QUICK_BUDGET, LatencySample, TimingBudget, time_callable  # noqa: F401 (re-exported)
+from planner.models.runner import OpCount, count_ops, make_runner
+from planner.profiling.timing import (  # noqa: F401 (re-exported)
+    QUICK_BUDGET,
+    LatencySample,
+    TimingBudget,
+    time_callable,
+)
 
 
 def cpu_name() -> str:

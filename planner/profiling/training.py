@@ -17,13 +17,13 @@ from datetime import datetime, timezone
 import torch
 import torch.nn.functional as F
 
+from planner.backends.torch_checks import check_torch_device
 from planner.core.catalog import HardwareType
 from planner.core.errors import UnsupportedPrecision
+from planner.core.profiles import ProfileRow
 from planner.models import ModelSpec
-from planner.backends.torch_checks import check_torch_device
 from planner.profiling.profiler import measure_energy, time_on_device
 from planner.profiling.timing import TimingBudget
-from planner.core.profiles import ProfileRow
 
 TRAINING_PRECISIONS = ("fp32", "bf16", "fp16")
 

@@ -9,8 +9,15 @@ from __future__ import annotations
 from html import escape
 from typing import Sequence
 
-from planner.reports.cells import (COST_HEADER, actual_cells, allocation_cells, comparison_cells, cost_table_cells,
-                                   money, provenance_cells)
+from planner.reports.cells import (
+    COST_HEADER,
+    actual_cells,
+    allocation_cells,
+    comparison_cells,
+    cost_table_cells,
+    money,
+    provenance_cells,
+)
 from planner.reports.cost_report import CostReport, clean
 
 BAR_COLOR = "#3b6ea8"

@@ -3,8 +3,15 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from planner.reports.cells import (COST_HEADER, actual_cells, allocation_cells, comparison_cells, cost_table_cells,
-                                   money, provenance_cells)
+from planner.reports.cells import (
+    COST_HEADER,
+    actual_cells,
+    allocation_cells,
+    comparison_cells,
+    cost_table_cells,
+    money,
+    provenance_cells,
+)
 from planner.reports.cost_report import CostReport, clean
 
 

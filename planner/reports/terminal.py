@@ -9,12 +9,18 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from planner.core.plan import Plan
-from planner.reports.cost_report import HOURS_PER_MONTH
 from planner.deployment.verification import VerificationReport
+from planner.reports.cost_report import HOURS_PER_MONTH
 
 
 def print_plan(console: Console, plan: Plan) -> None:

@@ -23,10 +23,9 @@ import time
 from typing import Callable
 
 from planner.core.catalog import HardwareType
-from planner.profiling.energy import EnergyReading
+from planner.core.costs import IDLE_FRACTION_WHEN_UNKNOWN
 from planner.core.errors import InputError, MeterError
-
-IDLE_FRACTION_WHEN_UNKNOWN = 0.2  # idle = this x max when the catalog has no idle figure
+from planner.profiling.energy import EnergyReading
 
 
 def estimate_power_w(hardware: HardwareType, units: float, utilisation: float) -> tuple[float, str]:

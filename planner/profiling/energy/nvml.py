@@ -19,8 +19,8 @@ import os
 import time
 from typing import Any, Callable
 
-from planner.profiling.energy import EnergyReading
 from planner.core.errors import InputError, MeterError
+from planner.profiling.energy import EnergyReading
 
 _FIX_INSTALL = "pip install nvidia-ml-py (it provides the pynvml module) on the GPU node"
 

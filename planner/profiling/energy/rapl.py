@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from planner.profiling.energy import EnergyReading
 from planner.core.errors import MeterError
+from planner.profiling.energy import EnergyReading
 
 _FIX_PERMISSION = ("run as root, or let this user read the counters "
                    "(sudo chmod o+r /sys/class/powercap/*/energy_uj)")
