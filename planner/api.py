@@ -340,39 +340,14 @@ def plan_comparisons(workloads: WorkloadSet | str | Path,
                      profiles: Iterable[ProfileRow] | ProfileResult | str | Path,
                      catalog: Catalog | str | Path | None = None, time_limit_s: float = 5.0,
                      num_workers: int = 2) -> dict[str, float | None]:
-    """$/h of the plans a cost report compares with (bench/plan_quality.py builds the same two):
+    """$/h of the plans a cost report compares with (planner/planning/comparisons.py): the best
+    single-hardware plan and the all-fp32 plan, None where no such plan meets every target."""
+    from planner.planning.comparisons import baseline_costs
 
-    - the best single-hardware plan: every workload on one hardware type, the cheapest type that
-      fits the inventory (if none does, the cheapest rented freely, and the name says so);
-    - the all-fp32 plan: the optimizer with only fp32 allowed.
-    None where no such plan meets every target.
-    """
     cat = _catalog(catalog)
     spec, rows = _workloads_and_rows(workloads, profiles, cat)
-    context = served(PlanningContext.of(spec))
-    settings = SolverSettings(time_limit_s=time_limit_s, num_workers=num_workers)
-
-    def cost(ctx: PlanningContext, some_rows: list[ProfileRow]) -> float | None:
-        solved = optimize(ctx, candidate_tables(ctx, some_rows, cat), settings)
-        return solved.objective_usd_per_hour if solved.ok else None
-
-    hardware = sorted({r.hardware for r in rows if r.mode == "inference"})
-    singles = {hw: cost(context, [r for r in rows if r.hardware == hw]) for hw in hardware}
-    note = ""
-    if not any(v is not None for v in singles.values()) and context.inventory is not None:
-        rented = replace(context, inventory=None, owned=frozenset())
-        singles = {hw: cost(rented, [r for r in rows if r.hardware == hw]) for hw in hardware}
-        note = ", rented beyond the inventory"
-    fitting = {hw: usd for hw, usd in singles.items() if usd is not None}
-    result: dict[str, float | None] = {}
-    if fitting:
-        best = min(fitting, key=lambda hw: fitting[hw])
-        result[f"best single hardware ({best}{note})"] = fitting[best]
-    else:
-        result["best single hardware"] = None
-    fp32 = context.with_spec(workloads=tuple(replace(w, precisions=("fp32",)) for w in context.workloads))
-    result["all fp32"] = cost(fp32, [r for r in rows if r.precision == "fp32"])
-    return result
+    return baseline_costs(PlanningContext.of(spec), rows, cat,
+                          SolverSettings(time_limit_s=time_limit_s, num_workers=num_workers))
 
 
 def cost_report(plan: Plan | str | Path, verification: VerificationReport | dict | str | Path | None = None,
