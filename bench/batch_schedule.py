@@ -27,13 +27,7 @@ from pathlib import Path
 
 from planner.core.catalog import load_catalog
 from planner.core.profiles import read_profiles_csv
-from planner.planning.batch_schedule import (
-    HourlyPrices,
-    Job,
-    JobOption,
-    hours_in_use,
-    schedule_jobs,
-)
+from planner.planning.batch_schedule import HourlyPrices, Job, JobOption, hours_in_use, schedule_jobs
 from planner.profiling.estimator import estimate_profiles
 
 REFERENCE = Path(__file__).resolve().parent.parent / "profiles" / "reference"

@@ -14,11 +14,7 @@ import json
 import torch
 
 from planner.models import builtin_model_names, get_model
-from planner.models.precision import (
-    PRECISIONS,
-    prepare_for_precision,
-    supported_precisions,
-)
+from planner.models.precision import PRECISIONS, prepare_for_precision, supported_precisions
 from planner.models.runner import make_runner
 
 

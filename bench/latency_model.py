@@ -22,11 +22,7 @@ import json
 
 from planner import api
 from planner.core.catalog import load_catalog
-from planner.core.latency import (
-    DEFAULT_SERVING_OVERHEAD_MS,
-    predicted_p99_ms,
-    queue_wait_p99_ms,
-)
+from planner.core.latency import DEFAULT_SERVING_OVERHEAD_MS, predicted_p99_ms, queue_wait_p99_ms
 from planner.core.workloads import Workload, WorkloadSet
 from planner.models import get_model
 from planner.profiling.profiler import profile_point

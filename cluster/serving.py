@@ -217,9 +217,7 @@ def _check_http_port(requested: int) -> None:
     """Serve's HTTP options are fixed when it first starts on a cluster; a later deploy asking for
     another port would hand out URLs nobody listens on. Say so instead."""
     try:
-        from ray.serve.context import (
-            _get_global_client,  # private, but the only way to read the live config
-        )
+        from ray.serve.context import _get_global_client  # private, but the only way to read the live config
         actual = _get_global_client().http_config.port
     except Exception:  # noqa: BLE001 - without the check the deploy still works; the URLs may be wrong
         return

@@ -10,8 +10,23 @@ import argparse
 import sys
 from typing import Sequence
 
-from planner.commands import (EXIT_USAGE, cmd_demo, cmd_deploy, cmd_estimate, cmd_pareto, cmd_plan, cmd_profile,
-                              cmd_report, cmd_rollback, cmd_schedule, cmd_ui, cmd_verify, cmd_watch, csv_list, errors)
+from planner.commands import (
+    EXIT_USAGE,
+    cmd_demo,
+    cmd_deploy,
+    cmd_estimate,
+    cmd_pareto,
+    cmd_plan,
+    cmd_profile,
+    cmd_report,
+    cmd_rollback,
+    cmd_schedule,
+    cmd_ui,
+    cmd_verify,
+    cmd_watch,
+    csv_list,
+    errors,
+)
 from planner.core.errors import PlannerError
 
 

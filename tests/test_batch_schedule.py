@@ -7,14 +7,7 @@ import random
 import pytest
 
 from planner.core.errors import InfeasiblePlanError, InputError
-from planner.planning.batch_schedule import (
-    HourlyPrices,
-    Job,
-    JobOption,
-    hours_in_use,
-    run_cost,
-    schedule_jobs,
-)
+from planner.planning.batch_schedule import HourlyPrices, Job, JobOption, hours_in_use, run_cost, schedule_jobs
 
 # 1 kW per unit so $/h of energy = the $/kWh price; no rental.
 GPU = JobOption("gpu", units=1, items_per_hour=100.0, usd_per_unit_hour=0.0, watts_per_unit=1000.0)

@@ -62,11 +62,7 @@ def test_replan_with_the_measured_overhead_predicts_what_was_measured(tmp_path):
 
 
 def test_a_verification_in_memory_feeds_back_the_same_as_its_verify_json(tmp_path):
-    from planner.deployment.verification import (
-        VerificationReport,
-        summarise,
-        write_verification,
-    )
+    from planner.deployment.verification import VerificationReport, summarise, write_verification
 
     data = "tests/data"
     plan = api.plan(f"{data}/workloads_ok.yaml", f"{data}/profiles_small.csv")

@@ -6,12 +6,7 @@ import pytest
 from planner import api
 from planner.core.catalog import load_catalog
 from planner.core.errors import InputError
-from planner.core.inventory import (
-    OWNED_PRICE_SOURCE,
-    inventory_from_nodes,
-    parse_inventory_entry,
-    with_owned_prices,
-)
+from planner.core.inventory import OWNED_PRICE_SOURCE, inventory_from_nodes, parse_inventory_entry, with_owned_prices
 from planner.core.profiles import ProfileRow
 from planner.core.workloads import parse_workloads
 

@@ -15,11 +15,7 @@ from torch import nn
 
 from planner.core.errors import InputError, UnknownModelError, UnsupportedPrecision
 from planner.models import ModelSpec, builtin_model_names, get_model, mlp_digits
-from planner.models.precision import (
-    PRECISIONS,
-    prepare_for_precision,
-    supported_precisions,
-)
+from planner.models.precision import PRECISIONS, prepare_for_precision, supported_precisions
 from planner.models.quality import measure_quality_loss
 
 OUTPUT_DIM = {"mlp_digits": 10, "resnet_small": 10, "transformer_small": 128}

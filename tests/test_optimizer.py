@@ -7,11 +7,7 @@ import random
 
 import pytest
 
-from planner.core.latency import (
-    batch_wait_timeout_ms,
-    predicted_p99_ms,
-    replicas_for_demand,
-)
+from planner.core.latency import batch_wait_timeout_ms, predicted_p99_ms, replicas_for_demand
 from planner.core.profiles import ProfileRow
 from planner.core.workloads import Workload, WorkloadSet
 from planner.planning.candidates import enumerate_tables

@@ -7,12 +7,7 @@ import pytest
 
 from planner.core.errors import PlannerError
 from planner.models import get_model
-from planner.profiling.profiler import (
-    QUICK_BUDGET,
-    TimingBudget,
-    profile_point,
-    time_callable,
-)
+from planner.profiling.profiler import QUICK_BUDGET, TimingBudget, profile_point, time_callable
 
 
 def test_timing_stops_when_budget_is_met_with_an_injected_clock():

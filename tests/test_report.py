@@ -21,21 +21,10 @@ from openpyxl import load_workbook
 from planner import api
 from planner.cli import main
 from planner.core.errors import InputError
-from planner.core.plan import (
-    Plan,
-    WorkloadPlan,
-    plan_from_dict,
-    plan_to_dict,
-    write_plan,
-)
+from planner.core.plan import Plan, WorkloadPlan, plan_from_dict, plan_to_dict, write_plan
 from planner.core.workloads import parse_workloads
 from planner.planning.candidates import Candidate
-from planner.reports.cost_report import (
-    FORMATS,
-    HOURS_PER_MONTH,
-    build_report,
-    report_to_dict,
-)
+from planner.reports.cost_report import FORMATS, HOURS_PER_MONTH, build_report, report_to_dict
 from planner.reports.formats import _tables, read_back_totals, render, write_all
 
 DATA = Path(__file__).parent / "data"

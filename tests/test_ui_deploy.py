@@ -8,9 +8,7 @@ import json
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import REPO
-from tests.test_serving import (
-    PORT,  # the suite's Serve listens here once started; Serve keeps its port
-)
+from tests.test_serving import PORT  # the suite's Serve listens here once started; Serve keeps its port
 
 
 def test_deploy_and_verify_page_measures_the_plan(ray_local) -> None:

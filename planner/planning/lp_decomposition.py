@@ -27,12 +27,7 @@ from ortools.linear_solver import pywraplp
 from ortools.sat.python import cp_model
 
 from planner.core.candidate import Candidate
-from planner.planning.formulation import (
-    Problem,
-    build,
-    chosen_indices,
-    minimise_objective,
-)
+from planner.planning.formulation import Problem, build, chosen_indices, minimise_objective
 
 INTEGRAL = 1 - 1e-6
 

@@ -28,12 +28,7 @@ from planner.core.candidate import Candidate
 from planner.core.objectives import OBJECTIVES
 from planner.core.plan import Plan, WorkloadPlan
 from planner.planning.autoscaling import autoscale
-from planner.planning.candidates import (
-    FEASIBLE,
-    CandidateTable,
-    diagnose_infeasible_workload,
-    sort_key,
-)
+from planner.planning.candidates import FEASIBLE, CandidateTable, diagnose_infeasible_workload, sort_key
 from planner.planning.context import PlanningContext
 from planner.planning.formulation import (
     TIE_SCALE,

@@ -39,12 +39,7 @@ from planner.models import ModelSpec
 from planner.models.precision import prepare_for_precision
 from planner.models.quality import measure_quality_loss
 from planner.models.runner import OpCount, count_ops, make_runner
-from planner.profiling.timing import (  # noqa: F401 (re-exported)
-    QUICK_BUDGET,
-    LatencySample,
-    TimingBudget,
-    time_callable,
-)
+from planner.profiling.timing import QUICK_BUDGET, LatencySample, TimingBudget, time_callable  # noqa: F401 (re-exported)
 
 
 def cpu_name() -> str:

@@ -35,12 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from planner.core.errors import InputError
-from planner.core.profiles import (
-    REQUIRED_COLUMNS,
-    ProfileRow,
-    SkippedPoint,
-    write_profiles_csv,
-)
+from planner.core.profiles import REQUIRED_COLUMNS, ProfileRow, SkippedPoint, write_profiles_csv
 
 STORE_FORMAT_VERSION = 1
 _VERSION_KEY = b"store_format_version"

@@ -22,13 +22,7 @@ from typing import Any, Iterable
 
 from planner.core.errors import InputError
 from planner.core.io import write_atomically
-from planner.reports.cost_report import (
-    FORMATS,
-    CostReport,
-    CostRow,
-    clean,
-    report_to_dict,
-)
+from planner.reports.cost_report import FORMATS, CostReport, CostRow, clean, report_to_dict
 from planner.reports.html import render_html
 from planner.reports.markdown import render_markdown
 
