@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 import pytest
+import yaml
 
 from cluster.profiling import ProfileJob, run_profile_jobs
 from cluster.serving import deployment_options
@@ -136,8 +137,20 @@ def test_serve_config_carries_the_placement_and_passes_rays_schema():
     actors = {app["name"]: app["deployments"][0]["ray_actor_options"] for app in config["applications"]}
     assert actors["on-cpu"]["label_selector"] == {LABEL: "!in(H100,TPU-V5LITEPOD)"}
     assert actors["on-h100"]["num_gpus"] == 0.25 and actors["on-h100"]["accelerator_type"] == "H100"
-    assert actors["on-tpu"]["resources"] == {"TPU": 4} and actors["on-tpu"]["accelerator_type"] == "TPU-V5LITEPOD"
     assert "label_selector" not in actors["on-h100"]
+    # The TPU workload's backend (JAX) has no Serve replica: left out, never started on the wrong device.
+    assert "on-tpu" not in actors
+
+
+def test_the_serve_config_names_the_workloads_it_leaves_out(tmp_path):
+    from cluster.serve_config import write_serve_config
+    from planner.core.plan import Plan
+
+    plan = Plan("OPTIMAL", "cost", 1.0, 1.0, 100.0, 0.1, (_workload("on-cpu", "cpu-x86", "vcpu", 1, 1),
+                                                           _workload("on-tpu", "tpu-v5e", "tpu_chip", 4, 1)))
+    text = write_serve_config(tmp_path / "serve_config.yaml", plan, load_catalog()).read_text()
+    assert "# not in this file: on-tpu (tpu-v5e: backend jax-tpu profiles but cannot serve yet)" in text
+    assert [app["name"] for app in yaml.safe_load(text)["applications"]] == ["on-cpu"]
 
 
 def test_a_deploy_on_another_port_than_the_running_serve_is_refused(hetero_cluster):
