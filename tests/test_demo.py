@@ -1,4 +1,4 @@
-"""`planner demo` end to end, as `make demo` runs it (quick mode, own embedded Ray, own port)."""
+"""`planner demo` end to end, as `make demo` runs it (quick mode, own embedded Ray, a free port)."""
 from __future__ import annotations
 
 import csv
@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from tests.conftest import REPO
+from tests.conftest import REPO, free_port
 
 FIELDS = {"name", "hardware", "precision", "batch_size", "replicas", "predicted_p99_ms",
           "predicted_throughput_rps", "usd_per_hour", "devices", "alternatives"}
@@ -15,7 +15,7 @@ FIELDS = {"name", "hardware", "precision", "batch_size", "replicas", "predicted_
 def test_demo_profiles_plans_deploys_verifies_and_reports(tmp_path):
     out = tmp_path / "out"
     proc = subprocess.run([sys.executable, "-m", "planner", "demo", "--out", str(out), "--quick",
-                           "--duration", "4", "--port", "8124"],
+                           "--duration", "4", "--port", str(free_port())],
                           capture_output=True, text=True, cwd=REPO, timeout=600)
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,15 +19,10 @@ from pathlib import Path
 import pytest
 import requests
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.conftest import REPO, free_port
+
 # What the job does not need uploaded (the working_dir upload is capped at 100 MiB by Ray).
 EXCLUDES = [".venv", ".git", "out", "*.egg-info", ".whl", "__pycache__", ".pytest_cache"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -38,12 +32,12 @@ def ray_head():
            # The job's `python` is this environment's, as on a cluster whose nodes have the project installed.
            "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("RAY_ADDRESS", None)
-    dashboard = _free_port()
+    dashboard = free_port()
     temp_dir = tempfile.mkdtemp(prefix="rayjob")  # short: Ray's socket paths must fit in 107 bytes
-    cmd = [str(bin_dir / "ray"), "start", "--head", "--block", "--port", str(_free_port()),
+    cmd = [str(bin_dir / "ray"), "start", "--head", "--block", "--port", str(free_port()),
            "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard), "--include-dashboard", "true",
-           "--dashboard-agent-listen-port", str(_free_port()), "--metrics-export-port", str(_free_port()),
-           "--ray-client-server-port", str(_free_port()), "--num-cpus", "2",
+           "--dashboard-agent-listen-port", str(free_port()), "--metrics-export-port", str(free_port()),
+           "--ray-client-server-port", str(free_port()), "--num-cpus", "2",
            "--object-store-memory", str(200 * 2**20), "--temp-dir", temp_dir, "--disable-usage-stats"]
     head = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)

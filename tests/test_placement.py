@@ -20,8 +20,11 @@ from planner.core.inventory import cpu_only_label_selector
 from planner.core.plan import WorkloadPlan
 from planner.planning.candidates import Candidate
 from planner.profiling.timing import QUICK_BUDGET
+from tests.conftest import free_port
 
 LABEL = "ray.io/accelerator-type"
+# Serve on the simulated cluster keeps the port it first started on; the refusal test asks for another.
+SERVE_PORT, OTHER_PORT = free_port(), free_port()
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +110,7 @@ def test_serve_replicas_land_on_the_planned_hardware(hetero_cluster, name, hardw
     catalog = load_catalog()
     w = _workload(name, hardware, unit, units, replicas)
     options = deployment_options(w, catalog, cpu_only_label_selector(ray.nodes()))
-    serve.start(http_options={"host": "127.0.0.1", "port": 8124})
+    serve.start(http_options={"host": "127.0.0.1", "port": SERVE_PORT})
     handle = serve.run(NodeProbe.options(**options).bind(), name=name, route_prefix=None, blocking=False)
     try:
         seen: dict[str, str] = {}
@@ -160,10 +163,10 @@ def test_a_deploy_on_another_port_than_the_running_serve_is_refused(hetero_clust
     from planner.core.errors import ClusterError
     from planner.core.plan import Plan
 
-    serve.start(http_options={"host": "127.0.0.1", "port": 8124})  # as the tests above left it
+    serve.start(http_options={"host": "127.0.0.1", "port": SERVE_PORT})  # as the tests above left it
     plan = Plan("OPTIMAL", "cost", 1.0, 1.0, 100.0, 0.1, (_workload("cpu-only", "cpu-x86", "vcpu", 1, 1),))
-    with pytest.raises(ClusterError, match="port 8124.*--port 8124"):
-        deploy_plan(plan, load_catalog(), http_port=8125)
+    with pytest.raises(ClusterError, match=f"port {SERVE_PORT}.*--port {SERVE_PORT}"):
+        deploy_plan(plan, load_catalog(), http_port=OTHER_PORT)
 
 
 def test_a_tpu_workload_is_refused_at_deploy_not_started_on_the_wrong_device(hetero_cluster):
@@ -176,7 +179,7 @@ def test_a_tpu_workload_is_refused_at_deploy_not_started_on_the_wrong_device(het
 
     plan = Plan("OPTIMAL", "cost", 1.0, 1.0, 100.0, 0.1, (_workload("first-cpu", "cpu-x86", "vcpu", 1, 1),
                                                            _workload("video-frames", "tpu-v5e", "tpu_chip", 1, 1)))
-    serve.start(http_options={"host": "127.0.0.1", "port": 8124})  # as the tests above left it
+    serve.start(http_options={"host": "127.0.0.1", "port": SERVE_PORT})  # as the tests above left it
     with pytest.raises(InputError, match="video-frames.*jax-tpu.*cannot serve"):
-        deploy_plan(plan, load_catalog(), http_port=8124)
+        deploy_plan(plan, load_catalog(), http_port=SERVE_PORT)
     assert not {"first-cpu", "video-frames"} & set(serve.status().applications)  # refused before starting any

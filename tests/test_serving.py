@@ -10,8 +10,9 @@ import requests
 from planner import api
 from planner.core.profiles import ProfileRow
 from planner.core.workloads import Workload, WorkloadSet
+from tests.conftest import SESSION_SERVE_PORT
 
-PORT = 8123
+PORT = SESSION_SERVE_PORT
 
 
 def _rows() -> list[ProfileRow]:

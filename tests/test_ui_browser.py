@@ -12,7 +12,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,8 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.browser import LAUNCH_ARGS, ChromiumUnavailable, ensure_chromium
-from tests.conftest import REPO
+from tests.browser import LAUNCH_ARGS, ChromiumUnavailable, find_chromium
+from tests.conftest import REPO, free_port
 
 STARTUP_TIMEOUT_S = 60
 STEP_TIMEOUT_MS = 60_000
@@ -34,15 +33,9 @@ DOCS_SCREENSHOTS = REPO / "docs" / "ui"
 @pytest.fixture(scope="module")
 def chromium() -> str:
     try:
-        return ensure_chromium()
+        return find_chromium()
     except ChromiumUnavailable as exc:
         pytest.fail(str(exc), pytrace=False)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
@@ -61,7 +54,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
 
 @pytest.fixture
 def ui_url(tmp_path: Path):
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "planner-ui.log"
     with log.open("w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "planner", "ui", "--port", str(port)], cwd=REPO,

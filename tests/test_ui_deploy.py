@@ -7,8 +7,7 @@ import json
 
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import REPO
-from tests.test_serving import PORT  # the suite's Serve listens here once started; Serve keeps its port
+from tests.conftest import REPO, SESSION_SERVE_PORT
 
 
 def test_deploy_and_verify_page_measures_the_plan(ray_local) -> None:
@@ -20,7 +19,7 @@ def test_deploy_and_verify_page_measures_the_plan(ray_local) -> None:
     at.button(key="plan").click().run()
     plan = at.session_state["plan_cache"][1]
     try:
-        at.number_input(key="deploy_port").set_value(PORT)
+        at.number_input(key="deploy_port").set_value(SESSION_SERVE_PORT)  # the port Serve keeps once the suite started it
         at.slider(key="verify_duration").set_value(3)
         at.button(key="deploy").click().run()
         assert not at.exception, at.exception

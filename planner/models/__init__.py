@@ -108,8 +108,9 @@ def _user_model(spec: str) -> ModelSpec:
     except Exception as exc:  # any import-time failure is the user's module, not ours
         raise _user_error(
             spec, f"cannot import module {module_name!r} ({type(exc).__name__}: {exc})",
-            "make sure the module is importable from the current directory or PYTHONPATH; "
-            + _USER_SPEC_HINT,
+            # Ray workers import it too, and they do not start in the user's directory.
+            "put the folder that holds the module on PYTHONPATH (e.g. `export PYTHONPATH=$PWD`) or install "
+            "it as a package, so that Ray's workers can import it as well as this process; " + _USER_SPEC_HINT,
         ) from exc
     factory = getattr(module, attr, None)
     if factory is None:
