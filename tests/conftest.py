@@ -43,6 +43,9 @@ DATA = Path(__file__).resolve().parent / "data"
 #   e2e      a whole user path: the demo, the README, `ray job submit`
 TIERS: dict[str, tuple[str, ...]] = {
     "test_autoscaling": ("core",),
+    "test_backends": ("core",),
+    "test_history": ("core",),
+    "test_layout": ("core",),
     "test_batch_schedule": ("core",),
     "test_catalog": ("core",),
     "test_cli_plan": ("core",),

@@ -80,3 +80,12 @@ def test_gpu_job_without_a_gpu_reports_an_error_not_a_row(catalog):
 
     outcome = run_profile_job(ProfileJob("mlp_digits", "fp32", "t4", (1,)), catalog.get("t4"), device="cpu")
     assert outcome.rows == () and "refusing" in outcome.error
+
+
+def test_a_point_is_measured_through_the_backend(catalog):
+    from planner.backends.registry import backend_for
+    from planner.profiling.timing import QUICK_BUDGET
+
+    cpu = catalog.get("cpu-x86")
+    row = backend_for(cpu).measure_point("mlp_digits", "fp32", 2, cpu, threads=1, budget=QUICK_BUDGET)
+    assert row.source == "measured" and row.hardware == "cpu-x86" and row.units_per_replica == 1.0
