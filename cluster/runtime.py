@@ -56,14 +56,23 @@ def _quiet_env() -> None:
 METRICS_INTERVAL_MS = 1000
 
 
+_embedded_gcs: str | None = None  # GCS address of the embedded Ray this process started, if any
+
+
 def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> str:
-    """Attach to the cluster at `address` (or RAY_ADDRESS), else start an embedded local Ray; returns a description."""
+    """Attach to the cluster at `address` (or RAY_ADDRESS), else start an embedded local Ray; returns a description.
+
+    `num_cpus`: logical CPUs an embedded Ray needs (a deploy asks for its CPU replicas' total).
+    """
+    global _embedded_gcs
     _quiet_env()
     import ray
 
     quiet_serve_logs()
     if ray.is_initialized():
-        return "attached (already initialised)"
+        if not (num_cpus and _is_embedded_here() and ray.cluster_resources().get("CPU", 0) < num_cpus):
+            return "attached (already initialised)"
+        _make_room_for(num_cpus)
     # Inside `ray job submit` the job supervisor sets RAY_ADDRESS: attach to that cluster,
     # never start a second, embedded one beside it.
     address = address or os.environ.get("RAY_ADDRESS") or None
@@ -76,11 +85,33 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> str:
                  log_to_driver=False, configure_logging=True,
                  # Serve's metrics every second (default 10 s), so `planner verify` can read batch sizes.
                  _system_config={"metrics_report_interval_ms": METRICS_INTERVAL_MS})
+        _embedded_gcs = ray.get_runtime_context().gcs_address
     except (ConnectionError, RuntimeError, ValueError) as exc:
         target = address or "an embedded local Ray"
         raise ClusterError(f"could not start or reach Ray ({target}): {exc}. To fix: check the address "
                            "(`ray status --address ...`), or omit --address to use an embedded local Ray") from None
     return f"embedded local Ray ({int(ray.cluster_resources().get('CPU', 0))} CPUs)"
+
+
+def _is_embedded_here() -> bool:
+    import ray
+
+    return _embedded_gcs is not None and ray.get_runtime_context().gcs_address == _embedded_gcs
+
+
+def _make_room_for(num_cpus: int) -> None:
+    """The embedded Ray this process started (e.g. by `planner.profile`) has fewer logical CPUs than
+    a deploy needs: Serve would wait forever for replicas it cannot place. Nothing is served on it
+    yet, so it is stopped, and the caller starts it again with `num_cpus`; once Serve runs there,
+    stopping it would take deployments down, so that is refused instead."""
+    import ray
+
+    have = int(ray.cluster_resources().get("CPU", 0))
+    if any(actor["name"] == "SERVE_CONTROLLER_ACTOR" for actor in ray.util.list_named_actors(all_namespaces=True)):
+        raise ClusterError(f"the embedded Ray of this process has {have} logical CPUs and Serve already runs on it; "
+                           f"this deploy needs {num_cpus}. To fix: deploy from a new Python process (`planner.deploy` "
+                           "starts an embedded Ray sized for the plan), or pass address= of a cluster with the CPUs")
+    ray.shutdown()
 
 
 def cluster_inventory(catalog, address: str | None = None):
