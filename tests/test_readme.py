@@ -102,12 +102,17 @@ def _wait_for(check, proc: subprocess.Popen, log: Path, what: str, timeout_s: fl
     pytest.fail(f"{what}: not serving after {timeout_s} s:\n{log.read_text()[-3000:]}")
 
 
-def _deploy_then_ctrl_c(argv: list[str], port: int, cwd: Path, env: dict[str, str]) -> str:
-    """`planner deploy` on an embedded Ray: wait until Serve routes what it deployed, then Ctrl-C."""
-    log = cwd / "deploy.log"
+def _start_logged(argv: list[str], log: Path, cwd: Path, env: dict[str, str]) -> tuple[subprocess.Popen, Path]:
+    """A README command that keeps serving, in its own session (so _stop ends its children), output to `log`."""
     with log.open("w") as out:
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
+    return proc, log
+
+
+def _deploy_then_ctrl_c(argv: list[str], port: int, cwd: Path, env: dict[str, str]) -> str:
+    """`planner deploy` on an embedded Ray: wait until Serve routes what it deployed, then Ctrl-C."""
+    proc, log = _start_logged(argv, cwd / "deploy.log", cwd, env)
     try:
         def routed() -> bool:
             text = log.read_text()
@@ -124,10 +129,7 @@ def _deploy_then_ctrl_c(argv: list[str], port: int, cwd: Path, env: dict[str, st
 
 
 def _serve_ui_then_stop(argv: list[str], port: int, cwd: Path, env: dict[str, str]) -> None:
-    log = cwd / "ui.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+    proc, log = _start_logged(argv, cwd / "ui.log", cwd, env)
     try:
         _wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=5).ok,
                   proc, log, shlex.join(argv), SERVE_STARTUP_TIMEOUT_S)
