@@ -31,6 +31,9 @@ if "RAY_TMPDIR" not in os.environ:
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
+# Workloads-file settings for tests whose expected plans were worked out for the replicas alone:
+# no serving path (no proxy, no per-request floor) and whole-vCPU replicas.
+REPLICAS_ONLY = {"serving_path": str(DATA / "serving_path_none.json"), "cpu_sharing": False}
 
 # What each test module really uses, as pytest markers (registered in pyproject.toml):
 #   core     pure and fast: no Ray, no Serve, no browser, no real model built or measured
@@ -64,6 +67,7 @@ TIERS: dict[str, tuple[str, ...]] = {
     "test_regression": ("core",),
     "test_report": ("core",),
     "test_schedule_cli": ("core",),
+    "test_serving_path": ("core",),
     "test_sharing": ("core",),
     "test_store": ("core",),
     "test_variants": ("core",),

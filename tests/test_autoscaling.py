@@ -10,12 +10,13 @@ from planner.core.errors import InputError
 from planner.core.plan import plan_from_dict, plan_to_dict
 from planner.core.profiles import ProfileRow
 from planner.core.workloads import parse_workloads
+from tests.conftest import REPLICAS_ONLY
 
 CURVE = [100.0] * 8 + [400.0] * 8 + [200.0] * 8
 
 
 def _doc(**workload):
-    return {"inventory": {"cpu-x86": 16},
+    return {**REPLICAS_ONLY, "inventory": {"cpu-x86": 16},
             "workloads": [{"name": "w", "model": "m", "p99_ms": 500, **workload}]}
 
 

@@ -194,7 +194,8 @@ def test_the_evaluator_follows_the_latency_and_cost_model_row_by_row(catalog, se
             replicas = max(w.min_replicas, replicas_for_demand(w.qps, r.throughput_rps, 0.8))
             assert got.replicas == replicas
             assert got.predicted_p99_ms == pytest.approx(predicted_p99_ms(
-                r.batch_size, r.latency_p99_ms, w.qps / replicas, 2.0, r.throughput_rps, r.latency_cv))
+                r.batch_size, r.latency_p99_ms, w.qps / replicas, 2.0, r.throughput_rps, r.latency_cv,
+                    batch_latency_p50_ms=r.latency_p50_ms))
             assert got.usd_per_hour == pytest.approx(replicas * catalog.get(r.hardware).usd_per_hour)
             assert got.feasible == (not got.reason)
 

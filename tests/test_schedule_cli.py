@@ -11,6 +11,7 @@ import yaml
 from planner import api
 from planner.cli import main
 from planner.core.errors import InfeasiblePlanError, InputError
+from tests.conftest import REPLICAS_ONLY
 
 REFERENCE = Path(__file__).resolve().parent.parent / "profiles" / "reference"
 NIGHT_CHEAP = [0.10] * 6 + [0.20] * 16 + [0.10] * 2
@@ -47,7 +48,7 @@ def test_cli_writes_a_schedule_inside_the_jobs_window(tmp_path):
 
 
 def test_serving_plan_takes_its_devices_out_of_the_capacity(tmp_path):
-    doc = _doc()
+    doc = {**_doc(), **REPLICAS_ONLY}  # planned for the replicas alone: this test is about the devices
     doc["workloads"][0]["qps"] = 100_000  # more than 8 vCPUs can serve: it needs the H100
     online_only = _write(tmp_path, {**doc, "workloads": doc["workloads"][:1]})
     plan = api.plan(online_only, REFERENCE / "h100.csv")

@@ -9,6 +9,7 @@ import pytest
 from planner import api
 from planner.core.catalog import load_catalog
 from planner.core.profiles import ProfileRow
+from planner.core.serving_path import NO_SERVING_PATH
 from planner.core.workloads import Workload, WorkloadSet
 from planner.planning.candidates import enumerate_tables
 from planner.planning.sharing import shared_rows
@@ -39,22 +40,22 @@ def test_shared_rows_scale_throughput_and_latency_and_say_so(catalog):
 def test_small_workloads_share_one_gpu_and_pay_it_once(catalog):
     price = catalog.get("h100").usd_per_hour
     workloads = tuple(online(f"w{i}", qps=500.0) for i in range(4))  # each fits an eighth of the GPU
-    shared = api.plan(WorkloadSet(workloads, inventory={"h100": 1}), [gpu_row()], catalog)
+    shared = api.plan(WorkloadSet(workloads, inventory={"h100": 1}, serving_path=NO_SERVING_PATH), [gpu_row()], catalog)
     assert shared.ok and sum(w.chosen.devices for w in shared.workloads) <= 1.0
     assert shared.objective_usd_per_hour == pytest.approx(price)  # one device, paid whole
     assert shared.unallocated_usd_per_hour == pytest.approx(price * (1 - sum(w.chosen.devices for w in shared.workloads)))
-    alone = api.plan(WorkloadSet(workloads, inventory={"h100": 4}, gpu_sharing=False), [gpu_row()], catalog)
+    alone = api.plan(WorkloadSet(workloads, inventory={"h100": 4}, gpu_sharing=False, serving_path=NO_SERVING_PATH), [gpu_row()], catalog)
     assert alone.ok and alone.objective_usd_per_hour == pytest.approx(4 * price)
-    assert not api.plan(WorkloadSet(workloads, inventory={"h100": 1}, gpu_sharing=False), [gpu_row()], catalog).ok
+    assert not api.plan(WorkloadSet(workloads, inventory={"h100": 1}, gpu_sharing=False, serving_path=NO_SERVING_PATH), [gpu_row()], catalog).ok
 
 
 def test_memory_limits_the_share(catalog):
     price = catalog.get("h100").usd_per_hour
     pair = (online("a", 100.0), online("b", 100.0))
-    halves = api.plan(WorkloadSet(pair), [gpu_row(memory=30.0)], catalog)  # 30 of 80 GiB: a half fits
+    halves = api.plan(WorkloadSet(pair, serving_path=NO_SERVING_PATH), [gpu_row(memory=30.0)], catalog)  # 30 of 80 GiB: a half fits
     assert [w.chosen.units_per_replica for w in halves.workloads] == [0.5, 0.5]
     assert halves.objective_usd_per_hour == pytest.approx(price)
-    wholes = api.plan(WorkloadSet(pair), [gpu_row(memory=50.0)], catalog)  # a half does not
+    wholes = api.plan(WorkloadSet(pair, serving_path=NO_SERVING_PATH), [gpu_row(memory=50.0)], catalog)  # a half does not
     assert [w.chosen.units_per_replica for w in wholes.workloads] == [1.0, 1.0]
     assert wholes.objective_usd_per_hour == pytest.approx(2 * price)
 
@@ -70,5 +71,5 @@ def test_cost_equals_exhaustive_search_with_whole_devices(catalog, qps):
     feasible = [[c for c in cands[w.name] if c.feasible] for w in workloads]
     best = min(sum(c.usd_per_hour - c.devices * price for c in combo) + price * math.ceil(sum(c.devices for c in combo) - 1e-9)
                for combo in itertools.product(*feasible) if sum(c.devices for c in combo) <= 3 + 1e-9)
-    plan = api.plan(WorkloadSet(workloads, inventory={"h100": 3}), [gpu_row()], catalog)
+    plan = api.plan(WorkloadSet(workloads, inventory={"h100": 3}, serving_path=NO_SERVING_PATH), [gpu_row()], catalog)
     assert plan.status == "OPTIMAL" and plan.objective_usd_per_hour == pytest.approx(best, rel=1e-6)

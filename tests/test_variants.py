@@ -9,6 +9,7 @@ from planner.core.errors import InputError
 from planner.core.plan import plan_from_dict, plan_to_dict
 from planner.core.profiles import ProfileRow
 from planner.core.workloads import parse_workloads
+from tests.conftest import REPLICAS_ONLY
 
 
 def _rows():
@@ -21,7 +22,7 @@ def _rows():
 
 
 def _plan(max_quality_loss, precisions=("fp32", "bf16")):
-    doc = {"workloads": [{"name": "w", "model": "big", "qps": 400, "p99_ms": 500, "precisions": list(precisions),
+    doc = {**REPLICAS_ONLY, "workloads": [{"name": "w", "model": "big", "qps": 400, "p99_ms": 500, "precisions": list(precisions),
                           "max_quality_loss": max_quality_loss,
                           "variants": [{"model": "small", "quality_loss": 0.02}]}]}
     return api.plan(parse_workloads(doc, "w.yaml"), _rows(), load_catalog())

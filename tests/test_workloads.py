@@ -20,7 +20,7 @@ def test_example_file_parses_with_every_kind(catalog):
     assert kinds == {"online", "batch"}
     batch = next(w for w in ws.workloads if w.kind == "batch")
     assert batch.demand_rps == pytest.approx(batch.items / (batch.deadline_h * 3600))
-    assert ws.inventory["cpu-x86"] == 16 and set(ws.inventory) <= set(catalog.names())
+    assert ws.inventory["cpu-x86"] == 64 and set(ws.inventory) <= set(catalog.names())
 
 
 def _one(extra: str = "", **fields: object) -> dict:

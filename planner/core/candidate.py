@@ -34,6 +34,9 @@ class Candidate:
     energy_unknown: bool = False       # power_w/carbon leave this configuration's energy out: nobody knows it
     model: str = ""                    # a variant serving the workload; "" = the workload's own model
     energy_source: str = ""            # the profile row's energy_source: "measured: rapl ...", "estimated ..."
+    # The predicted p99's terms: (term, mean ms, p99 ms, where it came from); composed by
+    # planner/core/latency.compose_p99_ms. Empty on plans written before it was recorded.
+    prediction: tuple[tuple[str, float, float, str], ...] = ()
 
     def describe(self) -> str:
         variant = f"{self.model} " if self.model else ""

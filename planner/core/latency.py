@@ -90,15 +90,32 @@ def queue_wait_p99_ms(arrival_rps_per_replica: float, throughput_rps: float, bat
 
 def predicted_p99_ms(batch_size: int, batch_latency_p99_ms: float, arrival_rps_per_replica: float,
                      serving_overhead_ms: float = DEFAULT_SERVING_OVERHEAD_MS, throughput_rps: float | None = None,
-                     service_cv: float | None = None) -> float:
-    """End-to-end p99 of one request: formation wait + queueing wait + batch p99 + serving overhead.
+                     service_cv: float | None = None, *, batch_latency_p50_ms: float | None = None,
+                     floor_ms: float = 0.0, path_mean_ms: float | None = None, stretch: float = 1.0) -> float:
+    """End-to-end p99 of one request, for one configuration: the candidate evaluator's model, written plainly.
 
-    Without `throughput_rps` the queueing term is left out (the spine model).
+    Terms (each a mean and a p99, composed by compose_p99_ms): the serving path (p99
+    `serving_overhead_ms`, mean `path_mean_ms`, default the same), the batch formation wait, the
+    replica's queue (M/G/1 over batches of the model's time plus `floor_ms` per request; left out
+    without `throughput_rps`), and the batch itself (its p50 stands for its mean) with the B - 1
+    floors the path does not already carry. `stretch`: processor sharing on a shared core.
     """
-    queue = (0.0 if throughput_rps is None
-             else queue_wait_p99_ms(arrival_rps_per_replica, throughput_rps, batch_size, service_cv))
-    return (batch_wait_timeout_ms(batch_size, arrival_rps_per_replica) + queue
-            + batch_latency_p99_ms + serving_overhead_ms)
+    wait = batch_wait_timeout_ms(batch_size, arrival_rps_per_replica)
+    terms = [(serving_overhead_ms if path_mean_ms is None else path_mean_ms, serving_overhead_ms),
+             (wait / 2.0, wait)]
+    if throughput_rps is not None:
+        service_ms = stretch * (1000.0 * batch_size / throughput_rps + batch_size * floor_ms)
+        cs2 = service_cs2(service_cv)
+        mean = float(mean_queue_wait_ms(arrival_rps_per_replica, service_ms, batch_size, cs2))
+        rho = arrival_rps_per_replica * service_ms / (1000.0 * batch_size)
+        if rho >= 1.0:
+            return math.inf
+        p99 = 0.0 if rho <= TAIL_PROBABILITY else mean / rho * math.log(rho / TAIL_PROBABILITY)
+        terms.append((0.0 if rho <= TAIL_PROBABILITY else mean, p99))
+    extra = (batch_size - 1) * floor_ms
+    p50 = batch_latency_p99_ms if batch_latency_p50_ms is None else min(batch_latency_p50_ms, batch_latency_p99_ms)
+    terms.append((stretch * (p50 + extra), stretch * (batch_latency_p99_ms + extra)))
+    return float(compose_p99_ms(terms))
 
 
 def serving_path_p99_ms(serving_overhead_ms: float, http_proxies: int | None, online_qps: float) -> float:
@@ -112,6 +129,41 @@ def serving_path_p99_ms(serving_overhead_ms: float, http_proxies: int | None, on
     if not http_proxies or serving_overhead_ms <= 0:
         return serving_overhead_ms
     return serving_overhead_ms + queue_wait_p99_ms(online_qps / http_proxies, 1000.0 / serving_overhead_ms, 1, 1.0)
+
+
+def mean_queue_wait_ms(arrival_rps_per_replica, service_ms, batch_size, cs2):
+    """Pollaczek-Khinchine mean wait behind other batches (M/G/1, a batch the unit of service); inf if saturated.
+
+    `service_ms`: the mean time of one batch of `batch_size`. numpy arrays or floats.
+    """
+    service = np.asarray(service_ms, dtype=float)
+    rho = np.asarray(arrival_rps_per_replica, dtype=float) * service / (1000.0 * np.asarray(batch_size, dtype=float))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        wait = rho / (1.0 - rho) * service * (1.0 + cs2) / 2.0
+    return np.where(rho >= 1.0, np.inf, wait)
+
+
+def compose_p99_ms(terms):
+    """p99 of a sum of independent delays, from each one's (mean, p99).
+
+    The means add; the excesses over the mean (p99 - mean) add in quadrature, as the spreads of
+    independent variables do. Exact for normal terms and for one variable term beside constants;
+    for two equal exponentials it is 7% above the exact p99 (docs/optimization.md). Adding the
+    p99s would count every term's worst case at once, which one request almost never meets.
+    """
+    mean = sum(np.asarray(m, dtype=float) for m, _ in terms)
+    spread = sum(np.maximum(0.0, np.asarray(p, dtype=float) - np.asarray(m, dtype=float)) ** 2 for m, p in terms)
+    return mean + np.sqrt(spread)
+
+
+def sharing_slowdown(share, max_utilization):
+    """Processor-sharing stretch of a replica holding `share` of a core (1: a core of its own).
+
+    The other sharers hold 1 - share of it and keep at most max_utilization of their part busy,
+    so a running batch shares the core with probability up to U x (1 - share); under processor
+    sharing its time stretches by 1 / (1 - that) (M/G/1-PS). A bound: sharers at their cap.
+    """
+    return 1.0 / (1.0 - max_utilization * (1.0 - np.asarray(share, dtype=float)))
 
 
 def replicas_for_demand(demand_rps: float, throughput_rps_per_replica: float, max_utilization: float) -> int:

@@ -16,6 +16,7 @@ from planner.core.errors import InputError
 from planner.core.explain import explain_plan
 from planner.core.io import write_atomically
 from planner.core.objectives import OBJECTIVES
+from planner.core.serving_path import Ingress, ServingPath, ingress_from_dict, serving_path_from_dict, serving_path_to_dict
 
 PLAN_FORMAT_VERSION = 1
 
@@ -70,6 +71,10 @@ class Plan:
     budget_usd_per_hour: float | None = None
     # Shared GPUs are paid whole: the unused part of partly used devices, included in the $/h total.
     unallocated_usd_per_hour: float = 0.0
+    # The HTTP proxies the online traffic needs (their $/h is in the total) and the serving path
+    # the predictions used (planner/core/serving_path.py); None on plans from before they were planned.
+    ingress: Ingress | None = None
+    serving_path: ServingPath | None = None
 
     @property
     def ok(self) -> bool:
@@ -102,6 +107,10 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         entry: dict[str, Any] = {"name": w.name, "model": w.model, "kind": w.kind,
                                  "qps_target": _round(w.qps_target), "p99_ms_target": w.p99_ms_target}
         entry.update({k: _round(getattr(w.chosen, k)) for k in _CHOSEN_FIELDS})
+        if w.chosen.prediction:
+            # Each term of predicted_p99_ms and where it came from (composed: docs/optimization.md §2).
+            entry["prediction"] = [{"term": t, "mean_ms": round(m, 3), "p99_ms": round(p, 3), "source": src}
+                                   for t, m, p, src in w.chosen.prediction]
         e = explanations[w.name]
         entry["explanation"] = {
             "limits": list(e.limits), "replicas_set_by": e.replicas_set_by,
@@ -133,6 +142,8 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "energy_unknown_workloads": [w.name for w in plan.workloads if w.chosen.energy_unknown],
         "budget_usd_per_hour": plan.budget_usd_per_hour,
         "unallocated_usd_per_hour": _round(plan.unallocated_usd_per_hour),
+        "ingress": None if plan.ingress is None else plan.ingress.to_dict(),
+        "serving_path": None if plan.serving_path is None else serving_path_to_dict(plan.serving_path),
         "solve_seconds": _round(plan.solve_seconds),
         "workloads": workloads,
         "inventory": None if plan.inventory is None else dict(plan.inventory),
@@ -159,6 +170,8 @@ def _candidate_from(entry: Mapping[str, Any], workload: str, where: str) -> Cand
                              "regenerate the plan with `planner plan`")
     values.update({k: entry[k] for k in entry if k in defaults and k != "workload"})
     values["units_per_replica"] = values.get("units_per_replica") or 1.0
+    values["prediction"] = tuple((str(t["term"]), float(t["mean_ms"]), float(t["p99_ms"]), str(t["source"]))
+                                 for t in values.get("prediction") or ())
     return Candidate(**values)
 
 
@@ -205,9 +218,12 @@ def plan_from_dict(data: Mapping[str, Any], source: str = "plan.json") -> Plan:
                     best_bound_objective=float(data.get("best_bound_objective", 0.0)),
                     carbon_g_per_hour=float(data.get("carbon_g_per_hour", 0.0)),
                     budget_usd_per_hour=data.get("budget_usd_per_hour"),
-                    unallocated_usd_per_hour=float(data.get("unallocated_usd_per_hour", 0.0)))
-    except KeyError as exc:
-        raise InputError(f"{source}", str(exc.args[0]), "required field missing",
+                    unallocated_usd_per_hour=float(data.get("unallocated_usd_per_hour", 0.0)),
+                    ingress=ingress_from_dict(data["ingress"]) if data.get("ingress") else None,
+                    serving_path=(serving_path_from_dict(data["serving_path"], f"{source}: serving_path")
+                                  if data.get("serving_path") else None))
+    except (KeyError, TypeError) as exc:
+        raise InputError(f"{source}", str(exc.args[0]), "required field missing or malformed",
                          "regenerate the plan with `planner plan`") from None
 
 

@@ -44,8 +44,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from planner.core.errors import InputError
-from planner.core.latency import DEFAULT_SERVING_OVERHEAD_MS, serving_path_p99_ms
 from planner.core.objectives import OBJECTIVE_NAMES
+from planner.core.serving_path import ServingPath
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 
@@ -122,10 +122,13 @@ class WorkloadSet:
     max_utilization: float = 0.8
     inventory: Mapping[str, int] | None = None   # None: rent whatever the catalog lists
     owned: frozenset[str] = frozenset()          # inventory already paid for: zero marginal price
-    serving_overhead_ms: float = DEFAULT_SERVING_OVERHEAD_MS
+    # A constant serving-path latency the user states; None: measured (planner calibrate) or assumed.
+    serving_overhead_ms: float | None = None
     queueing: bool = True                        # add the M/G/1 queueing wait to predicted p99
-    http_proxies: int | None = None              # queue every request at one of these Serve HTTP proxies
+    http_proxies: int | None = None              # at least this many Serve HTTP proxies (else sized for the traffic)
     gpu_sharing: bool = True                     # offer fractional-GPU replicas (planner/planning/sharing.py)
+    cpu_sharing: bool = True                     # offer CPU replicas holding part of a core
+    serving_path: ServingPath | None = None    # `serving_path: file` (planner calibrate wrote it), read
     electricity: Electricity = Electricity()
     budget_usd_per_hour: float | None = None     # cap on the plan's $/h (with any objective)
     source_path: str = ""
@@ -138,11 +141,6 @@ class WorkloadSet:
     def online_qps(self) -> float:
         """All online demand, in requests per second (what the HTTP proxies carry)."""
         return sum(w.qps or 0.0 for w in self.workloads if w.kind == "online")
-
-    @property
-    def p99_overhead_ms(self) -> float:
-        """What the serving path adds to every online request's p99 (planner/core/latency.py)."""
-        return serving_path_p99_ms(self.serving_overhead_ms, self.http_proxies, self.online_qps)
 
 
 # --- the file's schema (the edge) ---------------------------------------------------------
@@ -213,10 +211,12 @@ class _FileModel(BaseModel):
     electricity: _ElectricityModel = Field(default_factory=_ElectricityModel)
     budget_usd_per_hour: float | None = Field(default=None, gt=0)
     max_utilization: float = Field(default=0.8, gt=0, le=1)
-    serving_overhead_ms: float = Field(default=DEFAULT_SERVING_OVERHEAD_MS, ge=0)
+    serving_overhead_ms: float | None = Field(default=None, ge=0)
+    serving_path: str | None = Field(default=None, min_length=1)
     queueing: bool = True
     http_proxies: int | None = Field(default=None, ge=1)
     gpu_sharing: bool = True
+    cpu_sharing: bool = True
     inventory: dict[str, int | dict[str, int]] | None = None
     workloads: list[_WorkloadModel] = Field(min_length=1)
 
@@ -336,6 +336,13 @@ def parse_workloads(raw: object, source: str = "<workloads>", *,
         if is_owned:
             owned.add(hw_name)
 
+    serving_path = None
+    if parsed.serving_path is not None:
+        from planner.core.serving_path import read_serving_path
+        where = Path(parsed.serving_path)
+        if not where.is_absolute() and Path(source).parent.is_dir():
+            where = Path(source).parent / where  # relative to the workloads file
+        serving_path = read_serving_path(where)
     workloads = tuple(
         Workload(name=w.name, model=w.model, kind=w.kind, precisions=tuple(dict.fromkeys(w.precisions)),
                  max_quality_loss=w.max_quality_loss, min_replicas=w.min_replicas, qps=w.qps,
@@ -348,6 +355,7 @@ def parse_workloads(raw: object, source: str = "<workloads>", *,
                        inventory=counts if parsed.inventory is not None else None, owned=frozenset(owned),
                        serving_overhead_ms=parsed.serving_overhead_ms, queueing=parsed.queueing,
                        http_proxies=parsed.http_proxies, gpu_sharing=parsed.gpu_sharing,
+                       cpu_sharing=parsed.cpu_sharing, serving_path=serving_path,
                        electricity=_electricity(parsed.electricity, source),
                        budget_usd_per_hour=parsed.budget_usd_per_hour, source_path=source)
 

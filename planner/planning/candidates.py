@@ -32,12 +32,16 @@ from planner.core.catalog import Catalog, HardwareType
 from planner.core.costs import idle_w_per_unit, running_costs
 from planner.core.latency import (
     DEFAULT_SERVING_OVERHEAD_MS,
+    TAIL_PROBABILITY,
     batch_wait_timeout_ms,
-    queue_wait_p99_ms_of_cs2,
+    compose_p99_ms,
+    mean_queue_wait_ms,
     service_cs2,
+    sharing_slowdown,
 )
 from planner.core.objectives import OBJECTIVES
 from planner.core.profiles import ProfileRow
+from planner.core.serving_path import ServingTerms
 from planner.core.workloads import Electricity, Workload
 
 FEASIBLE, PRECISION, QUALITY, MEMORY, P99, INVENTORY, ENERGY_UNKNOWN = range(7)
@@ -56,6 +60,7 @@ class ModelRows:
     precision: np.ndarray
     batch: np.ndarray
     p99_ms: np.ndarray
+    p50_ms: np.ndarray
     throughput: np.ndarray
     cs2: np.ndarray            # squared CV of the batch time (queueing term)
     units: np.ndarray
@@ -68,6 +73,7 @@ class ModelRows:
     memory_limit: np.ndarray          # nan where the catalog has no memory figure
     hw_index: np.ndarray              # index into `hardware_names`
     hardware_names: list[str]
+    share: np.ndarray                 # part of a core a CPU replica holds (1: whole units; GPU shares are folded in)
 
     @classmethod
     def build(cls, rows: list[ProfileRow], catalog: Catalog) -> "ModelRows":
@@ -76,6 +82,7 @@ class ModelRows:
         f = lambda get: np.array([get(r) for r in rows], dtype=float)  # noqa: E731
         return cls(rows=rows, hardware=hardware, precision=np.array([r.precision for r in rows]),
                    batch=f(lambda r: r.batch_size), p99_ms=f(lambda r: r.latency_p99_ms),
+                   p50_ms=f(lambda r: min(r.latency_p50_ms, r.latency_p99_ms)),
                    throughput=f(lambda r: r.throughput_rps), units=f(lambda r: r.units_per_replica),
                    cs2=f(lambda r: service_cs2(r.latency_cv)),
                    memory=f(lambda r: r.memory_gib), energy=f(lambda r: r.energy_j_per_item),
@@ -84,7 +91,9 @@ class ModelRows:
                    energy_unknown=np.array([energy_unknown(r) for r in rows], dtype=bool),
                    memory_limit=np.array([np.nan if h.memory_gib is None else h.memory_gib for h in hardware])
                    * f(lambda r: r.units_per_replica),
-                   hw_index=np.array([names.index(r.hardware) for r in rows]), hardware_names=names)
+                   hw_index=np.array([names.index(r.hardware) for r in rows]), hardware_names=names,
+                   share=np.array([min(1.0, r.units_per_replica) if not h.is_accelerator else 1.0
+                                   for r, h in zip(rows, hardware)], dtype=float))
 
 
 @dataclass
@@ -105,6 +114,9 @@ class CandidateTable:
     code: np.ndarray                  # FEASIBLE or the first limit broken, in the docstring's order
     available: np.ndarray             # inventory of each row's hardware (inf: unbounded)
     objective: str = "cost"
+    capacity: np.ndarray | None = None    # items/s one replica sustains (model + Serve's floor, its share)
+    terms: np.ndarray | None = None       # per row: formation, queue, service (mean, p99), sharing stretch
+    serving: ServingTerms | None = None
 
     def __len__(self) -> int:
         return len(self.model.rows)
@@ -134,13 +146,33 @@ class CandidateTable:
             workload=self.workload.name, hardware=row.hardware, precision=row.precision, batch_size=row.batch_size,
             units_per_replica=row.units_per_replica, replicas=int(self.replicas[i]), devices=float(self.devices[i]),
             unit=hw.unit, predicted_p99_ms=float(self.p99_ms[i]),
-            predicted_throughput_rps=float(self.replicas[i] * row.throughput_rps),
+            predicted_throughput_rps=float(self.replicas[i] * (row.throughput_rps if self.capacity is None
+                                                               else self.capacity[i])),
             batch_wait_timeout_ms=float(self.wait_ms[i]), usd_per_hour=float(self.cost[i]),
             power_w=float(self.power[i]), quality_loss=row.quality_loss, memory_gib=row.memory_gib,
             profile_source=_source_label(row), feasible=bool(self.code[i] == FEASIBLE), reason=self.reason(i),
             energy_usd_per_hour=float(self.energy_usd[i]), carbon_g_per_hour=float(self.carbon_g[i]),
             objective_value=float(self.objective_value[i]), energy_unknown=bool(self.model.energy_unknown[i]),
-            model="" if row.model == self.workload.model else row.model, energy_source=row.energy_source)
+            model="" if row.model == self.workload.model else row.model, energy_source=row.energy_source,
+            prediction=self.prediction(i))
+
+    def prediction(self, i: int) -> tuple[tuple[str, float, float, str], ...]:
+        """Each term of the predicted p99, as (term, mean ms, p99 ms, where it came from)."""
+        if self.terms is None or self.serving is None:
+            return ()
+        row = self.model.rows[i]
+        form_mean, form_p99, queue_mean, queue_p99, service_mean, service_p99, stretch = map(float, self.terms[:, i])
+        path, source = self.serving.path, self.serving.source
+        shared = f", x{stretch:.2f} sharing a core" if stretch > 1 else ""
+        return (
+            ("serving path", path.mean_ms, path.p99_ms, f"{source}: at {path.qps:.1f} qps per proxy"),
+            ("batch formation", form_mean, form_p99, f"model: {row.batch_size - 1} more arrivals at "
+                                                     f"{self.per_replica_rps[i]:.2f}/s per replica"),
+            ("replica queue", queue_mean, queue_p99, "model: M/G/1, service = batch time + "
+                                                    f"{row.batch_size} x {self.serving.floor_ms:.2f} ms floor"
+                                                    f" ({source}){shared}"),
+            ("batch", service_mean, service_p99, f"{_source_label(row)}{shared}"),
+        )
 
     def candidates(self) -> list[Candidate]:
         """Every candidate as a record, cheapest first (feasible before infeasible)."""
@@ -162,17 +194,43 @@ class CandidateTable:
 
 
 def evaluate_table(workload: Workload, model: ModelRows, inventory: Mapping[str, int] | None,
-                   max_utilization: float, serving_overhead_ms: float = DEFAULT_SERVING_OVERHEAD_MS,
+                   max_utilization: float, serving: ServingTerms | float = DEFAULT_SERVING_OVERHEAD_MS,
                    electricity: Electricity = Electricity(), objective: str = "cost",
                    needs_energy: bool | None = None, queueing: bool = True) -> CandidateTable:
-    """Every candidate of one workload on the rows of `model` (see the module docstring)."""
-    demand = workload.demand_rps
-    need = np.ceil(demand / (model.throughput * max_utilization) - 1e-9) if demand > 0 else np.zeros(len(model.rows))
+    """Every candidate of one workload on the rows of `model` (see the module docstring).
+
+    `serving`: what the serving path adds (planner/core/serving_path.py); a number is a constant
+    per-request overhead with no replica floor.
+    """
+    terms = serving if isinstance(serving, ServingTerms) else ServingTerms.constant(float(serving))
+    demand, n = workload.demand_rps, len(model.rows)
+    batch_ms = 1000.0 * model.batch / model.throughput          # the model's time for one batch, back to back
+    floor = terms.floor_ms
+    service_ms = batch_ms + model.batch * floor                 # + Serve's CPU per request on the replica
+    capacity = model.share * 1000.0 * model.batch / service_ms  # items/s one replica sustains on its share
+    need = np.ceil(demand / (capacity * max_utilization) - 1e-9) if demand > 0 else np.zeros(n)
     replicas = np.maximum(workload.min_replicas, np.maximum(need, 1.0 if demand > 0 else 0.0))
     per_replica = demand / replicas
     wait = batch_wait_timeout_ms(model.batch, per_replica)
-    queue = queue_wait_p99_ms_of_cs2(per_replica, model.throughput, model.batch, model.cs2) if queueing else 0.0
-    p99 = wait + queue + model.p99_ms + serving_overhead_ms
+    stretch = sharing_slowdown(model.share, max_utilization)   # 1 on a core (or device) of its own
+    run_ms = stretch * service_ms
+    if queueing:
+        queue_mean = mean_queue_wait_ms(per_replica, run_ms, model.batch, model.cs2)
+        rho = per_replica * run_ms / (1000.0 * model.batch)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            tail = queue_mean / rho * np.log(rho / TAIL_PROBABILITY)
+        queue_p99 = np.where(rho <= TAIL_PROBABILITY, 0.0, np.where(rho >= 1.0, np.inf, tail))
+        queue_mean = np.where(rho <= TAIL_PROBABILITY, 0.0, queue_mean)
+    else:
+        queue_mean = queue_p99 = np.zeros(n)
+    # The path's own latency was measured with one request's floor in it: a batch adds B - 1 more.
+    extra_floor = (model.batch - 1) * floor
+    # A batch's own latency: its median stands for its mean (the profile has no mean).
+    service_mean, service_p99 = stretch * (model.p50_ms + extra_floor), stretch * (model.p99_ms + extra_floor)
+    path = terms.path
+    p99 = compose_p99_ms([(path.mean_ms, path.p99_ms), (wait / 2.0, wait), (queue_mean, queue_p99),
+                          (service_mean, service_p99)])
+    p99 = np.where(np.isfinite(queue_p99), p99, np.inf)
     devices = replicas * model.units
     available = (np.full(len(model.rows), np.inf) if inventory is None
                  else np.array([inventory.get(r.hardware, 0) for r in model.rows], dtype=float))
@@ -191,24 +249,30 @@ def evaluate_table(workload: Workload, model: ModelRows, inventory: Mapping[str,
         code = np.where(broken, value, code)
     with np.errstate(divide="ignore", invalid="ignore"):
         power, energy_usd, carbon_g, usd, value = running_costs(
-            demand, model.energy, replicas * model.throughput, devices, model.idle_w, devices * model.price,
+            demand, model.energy, replicas * capacity, devices, model.idle_w, devices * model.price,
             electricity, objective)
     return CandidateTable(workload, model, replicas, per_replica, wait, p99, devices, usd, power, energy_usd,
-                          carbon_g, value, code, available, objective)
+                          carbon_g, value, code, available, objective, capacity=capacity,
+                          terms=np.stack([np.broadcast_to(np.asarray(x, dtype=float), (n,)) for x in (
+                              wait / 2.0, wait, queue_mean, queue_p99, service_mean, service_p99, stretch)])
+                          if n else np.zeros((7, 0)),
+                          serving=terms)
 
 
 def enumerate_tables(workloads: Iterable[Workload], rows: Sequence[ProfileRow], catalog: Catalog,
                      inventory: Mapping[str, int] | None, max_utilization: float,
-                     serving_overhead_ms: float = DEFAULT_SERVING_OVERHEAD_MS,
+                     serving: ServingTerms | float = DEFAULT_SERVING_OVERHEAD_MS,
                      electricity: Electricity = Electricity(), objective: str = "cost",
                      needs_energy: bool | None = None, queueing: bool = True,
-                     measured_overhead_ms: Mapping[str, float] | None = None) -> dict[str, CandidateTable]:
+                     serving_by_workload: Mapping[str, ServingTerms | float] | None = None
+                     ) -> dict[str, CandidateTable]:
     """A CandidateTable per workload name. Training-step rows time a different job: never served from.
 
-    `measured_overhead_ms`: per-workload serving overhead measured by verify, over the default.
+    `serving`: the serving path's terms for every workload; `serving_by_workload` overrides them
+    per workload (a model's own replica floor; an overhead `planner verify` measured).
     """
     workloads = tuple(workloads)
-    measured_overhead_ms = measured_overhead_ms or {}
+    serving_by_workload = serving_by_workload or {}
     by_model: dict[str, list[ProfileRow]] = {}
     for row in rows:
         if row.mode == "inference":
@@ -222,19 +286,19 @@ def enumerate_tables(workloads: Iterable[Workload], rows: Sequence[ProfileRow], 
     for w in workloads:
         model = models.get((w.model, w.variants) if w.variants else w.model) or empty or ModelRows.build([], catalog)
         tables[w.name] = evaluate_table(w, model, inventory, max_utilization,
-                                        measured_overhead_ms.get(w.name, serving_overhead_ms), electricity,
+                                        serving_by_workload.get(w.name, serving), electricity,
                                         objective, needs_energy, queueing)
     return tables
 
 
 def evaluate_candidate(workload: Workload, row: ProfileRow, catalog: Catalog,
                        inventory: Mapping[str, int] | None, max_utilization: float,
-                       serving_overhead_ms: float = DEFAULT_SERVING_OVERHEAD_MS,
+                       serving: ServingTerms | float = DEFAULT_SERVING_OVERHEAD_MS,
                        electricity: Electricity = Electricity(), objective: str = "cost",
                        needs_energy: bool | None = None, queueing: bool = True) -> Candidate:
     """One row's candidate: `evaluate_table` on a one-row table."""
     table = evaluate_table(workload, ModelRows.build([row], catalog), inventory, max_utilization,
-                           serving_overhead_ms, electricity, objective, needs_energy, queueing)
+                           serving, electricity, objective, needs_energy, queueing)
     return table.candidate(0)
 
 

@@ -27,6 +27,7 @@ from ortools.sat.python import cp_model
 from planner.core.candidate import Candidate
 from planner.core.objectives import OBJECTIVES
 from planner.core.plan import Plan, WorkloadPlan
+from planner.core.serving_path import Ingress
 from planner.planning.autoscaling import autoscale
 from planner.planning.candidates import FEASIBLE, CandidateTable, diagnose_infeasible_workload, sort_key
 from planner.planning.context import PlanningContext
@@ -143,8 +144,12 @@ def _inventory_diagnosis(context: PlanningContext, name: str, cands: Sequence[Ca
             + ". To fix: add inventory, or lower qps / relax p99_ms of some workload")
 
 
-def _problem(context: PlanningContext, placeable: Mapping[str, list[Candidate]], levels: int) -> Problem:
-    return Problem(placeable, context.objective, context.inventory, context.budget_usd_per_hour,
+def _problem(context: PlanningContext, placeable: Mapping[str, list[Candidate]], levels: int,
+             ingress: Ingress | None = None, inventory: Mapping[str, float] | None = None) -> Problem:
+    budget = context.budget_usd_per_hour
+    if budget is not None and ingress is not None:
+        budget = max(0.0, budget - ingress.usd_per_hour)  # the proxies are paid first
+    return Problem(placeable, context.objective, inventory if ingress is not None else context.inventory, budget,
                    context.max_wall_power_w, context.electricity.pue, context.nodes,
                    {w.name: w.min_replicas for w in context.workloads},
                    {w.name: w.p99_ms for w in context.workloads}, levels)
@@ -212,7 +217,10 @@ def optimize(context: PlanningContext, candidates: Mapping[str, CandidateTable],
                                           by_replica_size=bool(context.nodes))
         if has_feasible[name]:
             placeable[name] = kept
-    problem = _problem(context, placeable, levels)
+    ingress = getattr(candidates, "ingress", None)
+    problem = _problem(context, placeable, levels, ingress, getattr(candidates, "replica_inventory", None))
+    if ingress is not None and ingress.problem:
+        diagnoses.append(ingress.problem)
 
     lp_result = None
     placements: dict[str, tuple] = {}
@@ -230,12 +238,13 @@ def optimize(context: PlanningContext, candidates: Mapping[str, CandidateTable],
     if diagnoses:
         status_name = "INFEASIBLE"
     return _read_plan(context, chosen, alternatives, placements, status_name, tuple(diagnoses), bound_scaled,
-                      settings, provenance, started)
+                      settings, provenance, started, ingress)
 
 
 def _read_plan(context: PlanningContext, chosen: Mapping[str, Candidate], alternatives: Mapping[str, list[Candidate]],
                placements: Mapping[str, tuple], status_name: str, diagnoses: tuple[str, ...], bound_scaled: float,
-               settings: SolverSettings, provenance: Mapping[str, object] | None, started: float) -> Plan:
+               settings: SolverSettings, provenance: Mapping[str, object] | None, started: float,
+               ingress: Ingress | None = None) -> Plan:
     """The chosen candidates as a Plan: per-workload records, totals, the whole-device remainder, bounds."""
     objective = context.objective
     plans = []
@@ -255,11 +264,14 @@ def _read_plan(context: PlanningContext, chosen: Mapping[str, Candidate], altern
     remainder = unallocated_devices(devices_by_hw)
     prices = {c.hardware: c.hardware_usd_per_hour_per_unit for c in chosen.values()}
     unallocated = sum(remainder[hw] * prices[hw] for hw in remainder)
-    cost = sum(c.usd_per_hour for c in chosen.values()) + unallocated
+    ingress_usd = ingress.usd_per_hour if ingress is not None and chosen else 0.0
+    cost = sum(c.usd_per_hour for c in chosen.values()) + unallocated + ingress_usd
     power = sum(c.power_w for c in chosen.values())
     value = sum(c.objective_value for c in chosen.values())
     solved = status_name in ("OPTIMAL", "FEASIBLE")
     objective_bound = bound_scaled / OBJECTIVES[objective].scale if solved else 0.0
+    if solved and OBJECTIVES[objective].is_usd_per_hour:
+        objective_bound += ingress_usd  # a constant of every plan
     # The $/h bound is the solver's only when $/h is what it minimised (with no carbon term).
     bound = (objective_bound if OBJECTIVES[objective].is_usd_per_hour
              else (cost if status_name == "OPTIMAL" else 0.0))
@@ -273,7 +285,8 @@ def _read_plan(context: PlanningContext, chosen: Mapping[str, Candidate], altern
                 budget_usd_per_hour=context.budget_usd_per_hour,
                 solve_seconds=time.perf_counter() - started, workloads=tuple(plans),
                 infeasible=diagnoses, provenance=info, inventory=context.inventory,
-                max_utilization=context.max_utilization, unallocated_usd_per_hour=unallocated)
+                max_utilization=context.max_utilization, unallocated_usd_per_hour=unallocated,
+                ingress=ingress, serving_path=context.path if ingress is not None else None)
 
 
 def _ortools_version() -> str:

@@ -52,6 +52,33 @@ def shared_rows(rows: Iterable[ProfileRow], catalog: Catalog,
     return out
 
 
+CPU_SHARE_FRACTIONS = (0.5, 0.25, 0.125)
+
+
+def cpu_shared_rows(rows: Iterable[ProfileRow], catalog: Catalog,
+                    fractions: tuple[float, ...] = CPU_SHARE_FRACTIONS) -> list[ProfileRow]:
+    """Rows for CPU replicas that hold part of one core (Ray num_cpus=f), from every 1-vCPU row.
+
+    Unlike a GPU share, the row keeps its measured figures: the candidate evaluator applies the
+    share (capacity f x the replica's rate, so sharers together never ask more than the core) and
+    processor sharing (a running batch stretched by planner/core/latency.sharing_slowdown), since
+    on a CPU an idle sharer leaves the core to the others at once.
+    """
+    out = []
+    for row in rows:
+        if row.mode != "inference" or row.units_per_replica != 1.0 or row.hardware not in catalog.hardware:
+            continue
+        hardware = catalog.get(row.hardware)
+        if hardware.is_accelerator:
+            continue
+        for f in fractions:
+            out.append(replace(
+                row, units_per_replica=f, source="estimated", uncertainty_pct=None,
+                source_detail=(f"shared: {f:g} of a core (Ray num_cpus={f:g}), processor-sharing model "
+                               f"(planner/core/latency.py) on a {row.source} row: {row.source_detail}")))
+    return out
+
+
 def unallocated_devices(devices_by_hardware: dict[str, float]) -> dict[str, float]:
     """Per hardware type, the unused part of partly used devices (paid for all the same)."""
     return {hw: math.ceil(d - 1e-9) - d for hw, d in devices_by_hardware.items() if math.ceil(d - 1e-9) - d > 1e-9}
