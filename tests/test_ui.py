@@ -72,10 +72,12 @@ def test_bad_field_names_the_field_and_the_fix(app: AppTest) -> None:
 def test_what_if_change_replans(app: AppTest) -> None:
     at = _planned(app)
     before = float(_metric(at, "$/hour"))
-    at.slider(key="qps_scale").set_value(2.0).run()
+    # Half the demand: fewer replicas and proxies (twice the demand needs more vCPUs for the HTTP
+    # proxies than the example's inventory has).
+    at.slider(key="qps_scale").set_value(0.5).run()
     assert not at.exception
     after = float(_metric(at, "$/hour"))
-    assert after > before
+    assert after < before
     assert list(at.table[0].value.index) == EXAMPLE_SERVED
     # Only CPU allowed: the 20,000 qps workload no longer fits, and the page says so.
     at.multiselect(key="allowed_hardware").set_value(["cpu-x86"]).run()
