@@ -156,7 +156,7 @@ def _feed_back(plan, verification, workloads, planning_rows, catalog, out: Path)
     """
     from planner.deployment.feedback import overhead_feedback_from
 
-    feedback = overhead_feedback_from(verification, workloads.p99_overhead_ms)
+    feedback = overhead_feedback_from(verification, api.planning_context(workloads).p99_overhead_ms)
     if not feedback.needed:
         return "", None
     replan = api.plan(workloads, planning_rows, catalog=catalog, serving_overhead_from=verification)

@@ -188,8 +188,10 @@ def test_inventory_cluster_reads_the_nodes_and_plans_on_them_as_owned(fake_tpu_c
     # Rows written here stand for profiles (one CPU, one TPU); the inventory is what is under test.
     rows = [ProfileRow("m", "cpu-x86", "fp32", 1, 5.0, 6.0, 200.0, 0.1, 0.01, 0.0, "imported", units_per_replica=1),
             ProfileRow("m", "tpu-v5e", "bf16", 8, 2.0, 3.0, 4000.0, 1.0, 0.001, 0.0, "estimated")]
+    from planner.core.serving_path import NO_SERVING_PATH
+    # Planned for the replicas alone (no HTTP proxies to place): the inventory is what is under test.
     ws = WorkloadSet((Workload("w", "m", "online", ("fp32", "bf16"), 0.0, 1, qps=1000.0, p99_ms=500.0),),
-                     inventory={"cpu-x86": 1})
+                     inventory={"cpu-x86": 1}, serving_path=NO_SERVING_PATH)
     plan = api.plan(ws, rows, catalog, inventory="cluster")
     assert plan.inventory == {"cpu-x86": 2, "tpu-v5e": 4}  # head + node vCPUs; the FAKE node's 4 chips
     assert plan.ok and plan.workloads[0].chosen.hardware == "tpu-v5e"  # the CPUs cannot carry 1000 qps

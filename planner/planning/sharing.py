@@ -73,7 +73,9 @@ def cpu_shared_rows(rows: Iterable[ProfileRow], catalog: Catalog,
             continue
         for f in fractions:
             out.append(replace(
-                row, units_per_replica=f, source="estimated", uncertainty_pct=None,
+                # The figures are the row's own (measured stays measured); the share is modelled
+                # in the prediction's terms, which say so.
+                row, units_per_replica=f,
                 source_detail=(f"shared: {f:g} of a core (Ray num_cpus={f:g}), processor-sharing model "
                                f"(planner/core/latency.py) on a {row.source} row: {row.source_detail}")))
     return out
