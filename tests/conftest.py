@@ -48,6 +48,7 @@ TIERS: dict[str, tuple[str, ...]] = {
     "test_layout": ("core",),
     "test_batch_schedule": ("core",),
     "test_catalog": ("core",),
+    "test_cluster_view": ("core",),
     "test_cli_plan": ("core",),
     "test_drift": ("core",),
     "test_energy": ("core",),
