@@ -68,13 +68,18 @@ def profile(models: Sequence[str], precisions: Sequence[str] = ("fp32", "bf16"),
             catalog: Catalog | str | Path | None = None, address: str | None = None,
             max_batch_latency_ms: float | None = None, max_concurrent: int | None = None,
             store: str | Path | None = None, force: bool = False, budget: TimingBudget | None = None,
-            on_progress: Callable[[object], None] | None = None) -> ProfileResult:
+            on_progress: Callable[[object], None] | None = None, on_wait: Callable[[str], None] | None = None,
+            wait_timeout_s: float | None = None) -> ProfileResult:
     """Profile each model x precision over the batch sizes as Ray tasks on `hardware`.
 
     With `store`, points already stored for the same device and framework are
     reused (cache hits) unless `force`; new rows and skipped points are added.
+    Hardware the cluster has no node for is refused at once (ClusterError). While no task can
+    start (others hold what they need), `on_wait` gets a line every few seconds naming what is
+    missing and who holds it (default: a logged warning); after `wait_timeout_s` (default
+    cluster.profiling.WAIT_TIMEOUT_S, 3 minutes) of that, ClusterError.
     """
-    from cluster.profiling import ProfileJob, run_profile_jobs
+    from cluster.profiling import WAIT_TIMEOUT_S, ProfileJob, run_profile_jobs
     from cluster.runtime import ensure_ray
     from planner.models import get_model
     from planner.profiling.store import ProfileStore
@@ -92,7 +97,9 @@ def profile(models: Sequence[str], precisions: Sequence[str] = ("fp32", "bf16"),
                        cached=tuple(r for r in stored if r.model == m and r.precision == p and r.mode == "inference"
                                     and r.units_per_replica == cat.get(hardware).units_per_replica(threads)))
             for m in models for p in precisions]
-    outcomes = run_profile_jobs(jobs, cat, on_done=on_progress, max_concurrent=max_concurrent, budget=budget)
+    outcomes = run_profile_jobs(jobs, cat, on_done=on_progress, max_concurrent=max_concurrent, budget=budget,
+                                on_wait=on_wait, wait_timeout_s=WAIT_TIMEOUT_S if wait_timeout_s is None
+                                else wait_timeout_s)
     rows = tuple(r for o in outcomes for r in o.rows)
     skipped = tuple(p for o in outcomes for p in o.skipped)
     hits = sum(o.cache_hits for o in outcomes)

@@ -56,7 +56,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
     with ProfileProgress(console, total=len(models) * len(precisions)) as progress:
         result = api.profile(models, precisions, args.batch_sizes, hardware=args.hardware, threads=args.threads,
                              catalog=args.catalog, address=args.address, store=args.store, force=args.force,
-                             budget=QUICK_BUDGET if args.quick else None, on_progress=progress.advance)
+                             budget=QUICK_BUDGET if args.quick else None, on_progress=progress.advance,
+                             on_wait=progress.waiting)
     for err in result.errors:
         errors.print(f"[yellow]warning:[/] {err}")
     for point in result.skipped:

@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from planner.core.plan import Plan
 from planner.deployment.verification import VerificationReport
@@ -93,3 +94,7 @@ class ProfileProgress:
     def advance(self, outcome: Any) -> None:
         job = outcome.job
         self.progress.update(self.task, advance=1, description=f"{job.model} {job.precision} on {job.hardware}")
+
+    def waiting(self, message: str) -> None:
+        """The Ray wrapper's on_wait callback: why no task has started yet, above the bar."""
+        self.progress.console.print(Text.assemble(("waiting: ", "yellow"), message), highlight=False)
