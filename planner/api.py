@@ -189,15 +189,23 @@ def _as_plan(plan_or_path: Plan | str | Path) -> Plan:
 
 def deploy(plan: Plan | str | Path, catalog: Catalog | str | Path | None = None, address: str | None = None,
            http_port: int = 8000, serve_config_path: str | Path | None = None,
-           history: str | Path | None = None) -> Deployment:
+           history: str | Path | None = None, on_status: Callable[[str], None] | None = None) -> Deployment:
     """Deploy the plan's locally deployable workloads on Ray Serve (starts an embedded Ray if needed).
 
+    An embedded Ray gets the machine's cores, nothing more: a plan whose CPU replicas need more
+    is a ClusterError naming both. Before Serve starts anything, the plan's replicas are checked
+    against what the cluster has free (cluster.placement.check_placeable): ClusterError naming
+    each workload that does not fit, what it needs, what is free and who holds the rest. While
+    replicas start, `on_status` gets Serve's status of those not yet running every few seconds
+    after the first ten (default: a logged warning).
     With `serve_config_path`, first writes the whole plan as a Ray Serve config file there
     (`serve deploy` applies it unchanged to a running cluster; cluster/serve_config.py).
     With `history` (a folder), the plan is recorded as a new version; a deploy that fails its
     health checks (Serve cannot start it, or a probe request fails) is recorded as failed and
-    the last healthy version is deployed again, then ClusterError says so.
+    the last healthy version is deployed again, then ClusterError says so. A plan refused for
+    want of room is not a version: nothing was changed.
     """
+    from cluster.placement import plan_cpus, refuse_unplaceable
     from cluster.runtime import ensure_ray
     from cluster.serving import deploy_plan
 
@@ -205,10 +213,7 @@ def deploy(plan: Plan | str | Path, catalog: Catalog | str | Path | None = None,
     if not the_plan.workloads:
         raise InputError("plan", the_plan.status, "the plan places no workload", "fix the plan's infeasibility first")
     cat = _catalog(catalog)
-    # An embedded Ray gets as many logical CPUs as the plan's CPU replicas ask for, at least the machine's.
-    cpu_units = sum(w.chosen.devices for w in the_plan.workloads if not cat.get(w.chosen.hardware).is_accelerator)
-    import os
-    ensure_ray(address, num_cpus=max(os.cpu_count() or 1, int(cpu_units + 0.999)))
+    ensure_ray(address, cpus_needed=plan_cpus(the_plan, cat))
     if serve_config_path is not None:
         import ray
 
@@ -217,14 +222,16 @@ def deploy(plan: Plan | str | Path, catalog: Catalog | str | Path | None = None,
         # Written for the cluster it is connected to: CPU replicas kept off its accelerator nodes.
         write_serve_config(serve_config_path, the_plan, cat, http_port, cpu_only_label_selector(ray.nodes()))
     if history is None:
-        deployed, skipped = deploy_plan(the_plan, cat, http_port=http_port)
+        deployed, skipped = deploy_plan(the_plan, cat, http_port=http_port, on_status=on_status)
     else:
-        deployed, skipped = _deploy_or_roll_back(the_plan, cat, http_port, history)
+        refuse_unplaceable(the_plan, cat)   # before a version is recorded: a refusal changes nothing
+        deployed, skipped = _deploy_or_roll_back(the_plan, cat, http_port, history, on_status)
     return Deployment(base_url=f"http://127.0.0.1:{http_port}", urls={d.name: d.url for d in deployed},
                       skipped={s.name: s.reason for s in skipped})
 
 
-def _deploy_or_roll_back(the_plan: Plan, catalog: Catalog, http_port: int, history: str | Path):
+def _deploy_or_roll_back(the_plan: Plan, catalog: Catalog, http_port: int, history: str | Path,
+                         on_status: Callable[[str], None] | None = None):
     """Deploy with a version history: planner/deployment/history.py decides, cluster/serving.py acts."""
     from cluster.serving import deploy_plan, health_check, remove_workloads_not_in
     from planner.deployment.history import DeployHistory, deploy_recorded
@@ -233,7 +240,8 @@ def _deploy_or_roll_back(the_plan: Plan, catalog: Catalog, http_port: int, histo
         deployed, _ = result
         health_check(deployed, {w.name: _request_body(w.model) for w in the_plan.workloads})
 
-    return deploy_recorded(DeployHistory(history), the_plan, lambda p: deploy_plan(p, catalog, http_port=http_port),
+    return deploy_recorded(DeployHistory(history), the_plan,
+                           lambda p: deploy_plan(p, catalog, http_port=http_port, on_status=on_status),
                            check, remove_workloads_not_in)
 
 
