@@ -273,8 +273,13 @@ def _request_body(model: str) -> bytes:
 
 def verify(plan: Plan | str | Path, deployment: Deployment | str, duration_s: float = 10.0,
            warmup_requests: int = 5) -> VerificationReport:
-    """Drive every deployed workload with open-loop Poisson load at its planned qps; measure it."""
-    from cluster.loadgen import drive
+    """Drive every deployed workload with open-loop Poisson load at its planned qps; measure it.
+
+    On this process's embedded Ray, on a machine of 2+ cores, the load comes from a process of its
+    own pinned to one core at Ray's worker niceness (cluster/loadgen.py); the report's
+    `load_generator` says where it ran.
+    """
+    from cluster.loadgen import drive_for_verification
 
     the_plan = _as_plan(plan)
     if isinstance(deployment, str):
@@ -283,7 +288,7 @@ def verify(plan: Plan | str | Path, deployment: Deployment | str, duration_s: fl
     workloads = [w for w in the_plan.workloads if w.name in deployment.urls]
     targets = [(deployment.urls[w.name], _request_body(w.model), w.qps_target) for w in workloads]
     before = _batch_counts()
-    results = drive(targets, duration_s, warmup_requests=warmup_requests)
+    results, site = drive_for_verification(targets, duration_s, warmup_requests=warmup_requests)
     after = _batch_counts(wait_s=2.5)  # one report interval of the embedded Ray, and a margin
     from cluster.metrics import BatchCounts
     rows = []
@@ -297,7 +302,8 @@ def verify(plan: Plan | str | Path, deployment: Deployment | str, duration_s: fl
     rows = tuple(rows)
     from planner.profiling.profiler import cpu_name
     return VerificationReport(workloads=rows, skipped=tuple(deployment.skipped.items()),
-                              source=f"measured over HTTP from {deployment.base_url} on {cpu_name()}")
+                              source=f"measured over HTTP from {deployment.base_url} on {cpu_name()}",
+                              load_generator=site)
 
 
 def schedule(workloads: WorkloadSet | str | Path, profiles: Iterable[ProfileRow] | ProfileResult | str | Path,

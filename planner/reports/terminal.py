@@ -71,6 +71,8 @@ def print_verification(console: Console, result: VerificationReport) -> None:
                   "upper edge: exact for sizes 1-2, an upper bound above")
     console.print("  ** where the true p99 lies with 95% confidence, from this window's requests (order statistics); "
                   "'unbounded' above: too few requests for any of them to bound p99 (fewer than ~300)")
+    if result.load_generator is not None:
+        console.print(f"  load generator: {result.load_generator.describe()}", markup=False)
     for name, reason in result.skipped:
         console.print(f"  not deployed here: {name}: {reason}")
 
