@@ -76,6 +76,7 @@ TIERS: dict[str, tuple[str, ...]] = {
     "test_profiler": ("ray",),
     "test_placement": ("ray", "serve"),
     "test_serving": ("serve",),
+    "test_waits": ("ray", "serve"),
     "test_ui": ("ui",),
     "test_ui_deploy": ("ui", "serve"),
     "test_ui_browser": ("browser",),
