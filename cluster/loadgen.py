@@ -4,15 +4,35 @@ Requests are sent at exponentially distributed intervals whatever the server's
 speed: a closed loop (send the next request when the last one returns) would
 slow down with the server and hide the very latency we want to see. Send times
 come from a seeded generator, so two runs offer the same load.
+
+Where it runs (`drive_for_verification`): on one machine the load generator competes with the
+replicas and the HTTP proxy for cores, and Ray runs its workers at niceness 15 while a plain
+Python process runs at 0, so an unpinned generator in the verifying process wins every tie and
+the latency it measures includes its own contention. When the cluster is the embedded Ray of
+this process and the machine has 2+ cores, the load is driven from a child process of its own
+(`python -m cluster.loadgen REQUEST.json`), pinned to one core (the one kept free of Ray's
+processes when ensure_ray(reserve_cores=reserved_cores()) started it, else the last core), at
+Ray's worker niceness; where it ran goes into verify.json (LoadGeneratorSite).
 """
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
+import os
 import random
+import subprocess
+import sys
+import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 import aiohttp
+
+if TYPE_CHECKING:
+    from planner.deployment.verification import LoadGeneratorSite
 
 
 @dataclass
@@ -97,3 +117,86 @@ def drive(targets: list[tuple[str, bytes, float]], duration_s: float, warmup_req
           timeout_s: float = 30.0) -> list[LoadResult]:
     """Drive every (url, body, qps) target at once, for the same window."""
     return asyncio.run(_drive_all(targets, duration_s, warmup_requests, timeout_s))
+
+
+def reserved_cores() -> int:
+    """Cores the load generator takes for itself on this machine: 1 where it has 2 or more, else 0.
+
+    A planner sizing CPU replicas for this machine plans on cluster.runtime.machine_cores() less
+    this, and starts the embedded Ray with ensure_ray(reserve_cores=reserved_cores()) so no Ray
+    process runs on that core.
+    """
+    from cluster.runtime import machine_cores
+
+    return 1 if len(machine_cores()) >= 2 else 0
+
+
+def drive_for_verification(targets: list[tuple[str, bytes, float]], duration_s: float, warmup_requests: int = 5,
+                           timeout_s: float = 30.0) -> tuple[list[LoadResult], "LoadGeneratorSite"]:
+    """`drive`, from a process and core of its own where the cluster is this process's embedded Ray on a
+    machine of 2+ cores; else from this process. Returns the results and where the load ran."""
+    from cluster.runtime import embedded_cores, machine_cores, ray_worker_niceness
+    from planner.deployment.verification import LoadGeneratorSite
+
+    cores, cluster = machine_cores(), embedded_cores()
+    if cluster is None or len(cores) < 2:
+        results = drive(targets, duration_s, warmup_requests, timeout_s)
+        return results, LoadGeneratorSite("verifying process", os.getpid(), cores, os.nice(0), False, cluster)
+    spare = [c for c in cores if c not in cluster]
+    return drive_in_child(targets, duration_s, spare[0] if spare else cores[-1], ray_worker_niceness(), cluster,
+                          warmup_requests, timeout_s)
+
+
+def drive_in_child(targets: list[tuple[str, bytes, float]], duration_s: float, core: int, niceness: int,
+                   cluster_cores: Sequence[int] | None = None, warmup_requests: int = 5,
+                   timeout_s: float = 30.0) -> tuple[list[LoadResult], "LoadGeneratorSite"]:
+    """`drive` in a child process pinned to `core` at `niceness` (a subprocess, not multiprocessing:
+    spawning would re-run an unguarded __main__ script, such as the README's Python snippet)."""
+    from planner.core.errors import ClusterError
+    from planner.deployment.verification import LoadGeneratorSite
+
+    with tempfile.TemporaryDirectory(prefix="planner-loadgen-") as folder:
+        request, answer = Path(folder) / "request.json", Path(folder) / "answer.json"
+        request.write_text(json.dumps({
+            "targets": [[url, base64.b64encode(body).decode(), qps] for url, body, qps in targets],
+            "duration_s": duration_s, "warmup_requests": warmup_requests, "timeout_s": timeout_s,
+            "core": core, "niceness": niceness, "answer": str(answer)}))
+        root = str(Path(__file__).resolve().parent.parent)   # so the child imports this checkout's cluster/
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+        # Bounded: the window, the warm-up and the last answers' timeout, with room for the interpreter to start.
+        limit_s = duration_s + timeout_s * (2 + warmup_requests * len(targets)) + 60
+        try:
+            proc = subprocess.run([sys.executable, "-m", "cluster.loadgen", str(request)], env=env,
+                                  capture_output=True, text=True, timeout=limit_s)
+        except subprocess.TimeoutExpired:
+            raise ClusterError(f"the load generator's process did not finish within {limit_s:.0f} s. To fix: "
+                               "check that the deployment answers (planner verify --url ...)") from None
+        if proc.returncode != 0 or not answer.is_file():
+            raise ClusterError(f"the load generator's process failed (exit {proc.returncode}): "
+                               f"{proc.stderr.strip()[-1500:]}")
+        data = json.loads(answer.read_text())
+    site = LoadGeneratorSite("own process", int(data["pid"]), tuple(data["cores"]), int(data["niceness"]),
+                             tuple(data["cores"]) == (core,),
+                             None if cluster_cores is None else tuple(cluster_cores))
+    return [LoadResult(**r) for r in data["results"]], site
+
+
+def _child_main(request_path: str) -> None:
+    """The child's side: pin this process, lower its priority to Ray's workers', drive, write the answer."""
+    request = json.loads(Path(request_path).read_text())
+    try:
+        os.sched_setaffinity(0, {int(request["core"])})
+    except (AttributeError, OSError):
+        pass  # recorded: the answer's cores say where it could run
+    current = os.nice(0)
+    if request["niceness"] > current:
+        os.nice(request["niceness"] - current)   # raising niceness needs no privilege; lowering would
+    targets = [(url, base64.b64decode(body), float(qps)) for url, body, qps in request["targets"]]
+    results = drive(targets, request["duration_s"], request["warmup_requests"], request["timeout_s"])
+    answer = {"pid": os.getpid(), "cores": sorted(os.sched_getaffinity(0)), "niceness": os.nice(0),
+              "results": [asdict(r) for r in results]}
+    Path(request["answer"]).write_text(json.dumps(answer))
+
+
+if __name__ == "__main__":
+    _child_main(sys.argv[1])

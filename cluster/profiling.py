@@ -15,6 +15,7 @@ name), and the harness that measures: torch (`run_profile_job`, below) or JAX
 """
 from __future__ import annotations
 
+import time
 from typing import Callable, Sequence
 
 from cluster.profile_jobs import ProfileJob, ProfileOutcome
@@ -68,52 +69,144 @@ _JOB_BODIES: dict[str, Callable[[ProfileJob, HardwareType, TimingBudget | None],
 }
 
 
-def _remote_job(job: ProfileJob, hardware: HardwareType, budget: TimingBudget | None) -> ProfileOutcome:
+def _remote_job(job: ProfileJob, hardware: HardwareType, budget: TimingBudget | None):
+    """A streaming task: first the node it started on (so the driver knows it is no longer waiting
+    for room), then its outcome."""
     import dataclasses
 
     import ray
 
+    node_id = ray.get_runtime_context().get_node_id()
+    yield node_id
     outcome = _JOB_BODIES[backend_for(hardware).framework](job, hardware, budget)
-    return dataclasses.replace(outcome, node_id=ray.get_runtime_context().get_node_id())
+    yield dataclasses.replace(outcome, node_id=node_id)
+
+
+# How long a profiling run may wait with none of its tasks running (every one waiting for room)
+# before it gives up, how often it looks, and how long Ray may take to start worker processes
+# (seconds on a loaded 2-core machine) before a wait with resources free is reported too.
+WAIT_TIMEOUT_S = 180.0
+POLL_S = 2.0
+STARTUP_GRACE_S = 15.0
+REPORT_EVERY_S = 10.0
 
 
 def run_profile_jobs(jobs: Sequence[ProfileJob], catalog: Catalog,
                      on_done: Callable[[ProfileOutcome], None] | None = None,
-                     max_concurrent: int | None = None, budget: TimingBudget | None = None) -> list[ProfileOutcome]:
+                     max_concurrent: int | None = None, budget: TimingBudget | None = None, *,
+                     on_wait: Callable[[str], None] | None = None,
+                     wait_timeout_s: float = WAIT_TIMEOUT_S, poll_s: float = POLL_S) -> list[ProfileOutcome]:
     """Run every job as a Ray task on matching hardware; returns outcomes as they finish.
 
-    `max_concurrent` caps tasks in flight: an embedded Ray may advertise more
-    logical CPUs than the machine has cores (so Serve replicas fit), and
-    profiling tasks sharing a core would time each other.
+    A job no node of the cluster could ever run (no node of its accelerator type, more CPUs
+    than any node has) is refused before anything is submitted: ClusterError with what is
+    missing, what the cluster has and the fix. While none of the run's tasks is running (all
+    waiting for room), `on_wait` gets a line every few seconds saying what is missing and who
+    holds it (default: a logged warning); after `wait_timeout_s` of that, the waiting tasks are
+    cancelled and ClusterError says the same. A run whose own tasks are running never times out.
+
+    `max_concurrent` caps tasks in flight: profiling tasks sharing a core would time each other.
     """
     import ray
+
+    from cluster.placement import read_cluster
 
     if not ray.is_initialized():
         raise ClusterError("Ray is not initialised. To fix: call cluster.runtime.ensure_ray() first")
     from planner.core.inventory import cpu_only_label_selector
 
+    on_wait = on_wait or _log_wait
     remote = ray.remote(_remote_job)
     selector = cpu_only_label_selector(ray.nodes())
+    options = {(name, threads): backend_for(catalog.get(name)).profiling_task_options(catalog.get(name), threads,
+                                                                                        selector)
+               for name, threads in {(j.hardware, j.threads) for j in jobs}}
+    _refuse_unplaceable(options, read_cluster())
     queue = list(jobs)
-    pending: dict = {}
+    pending: dict = {}        # generator -> job
+    started: set = set()      # generators whose task has started on a node
     outcomes: list[ProfileOutcome] = []
     limit = max_concurrent or len(queue) or 1
+    idle_since = time.monotonic()   # since when none of this run's tasks has been running
+    last_report = 0.0
     while queue or pending:
         while queue and len(pending) < limit:
             job = queue.pop(0)
-            hardware = catalog.get(job.hardware)
-            options = backend_for(hardware).profiling_task_options(hardware, job.threads, selector)
-            ref = remote.options(**options, max_retries=1).remote(job, hardware, budget)
-            pending[ref] = job
-        ready, _ = ray.wait(list(pending), num_returns=1)
-        job = pending.pop(ready[0])
+            task = remote.options(**options[(job.hardware, job.threads)], max_retries=1)
+            pending[task.remote(job, catalog.get(job.hardware), budget)] = job
+        ready, _ = ray.wait(list(pending), num_returns=1, timeout=poll_s)
+        now = time.monotonic()
+        if not ready:
+            if started & set(pending):
+                idle_since = now
+                continue
+            message = _wait_message(list(pending.values()), options, now - idle_since)
+            if message and now - idle_since >= wait_timeout_s:
+                for generator in pending:
+                    ray.cancel(generator, force=True)
+                raise ClusterError(f"profiling gave up: {message}")
+            if message and now - last_report >= REPORT_EVERY_S:
+                on_wait(message)
+                last_report = now
+            continue
+        generator = ready[0]
+        job = pending[generator]
+        idle_since = now
         try:
-            outcome = ray.get(ready[0])
-        except ray.exceptions.RayError as exc:
+            value = ray.get(next(generator))
+        except (ray.exceptions.RayError, StopIteration) as exc:
+            pending.pop(generator)
+            started.discard(generator)
             outcome = ProfileOutcome(job, (), tuple(SkippedPoint(job.model, job.hardware, job.precision, b, "error",
                                                                  f"task failed: {exc}") for b in job.batch_sizes),
                                      error=f"task failed: {exc}")
+        else:
+            if generator not in started:
+                started.add(generator)   # the first value: the node it started on
+                continue
+            pending.pop(generator)
+            started.discard(generator)
+            outcome = value
         outcomes.append(outcome)
         if on_done is not None:
             on_done(outcome)
     return outcomes
+
+
+def _refuse_unplaceable(options: dict, view) -> None:
+    from cluster.placement import Request, describe_cluster, never_placeable
+
+    for (hardware, threads), task_options in options.items():
+        request = Request.of(task_options)
+        why = never_placeable(request, view)
+        if why:
+            raise ClusterError(f"cannot profile {hardware} on this cluster: each task asks for {request.describe()}, "
+                               f"but {why} (the cluster: {describe_cluster(view)}). To fix: profile on a cluster "
+                               "with such a node (--address), choose --hardware among what this cluster has (or "
+                               f"fewer --threads), or import measurements taken elsewhere (--import FILE --hardware "
+                               f"{hardware})")
+
+
+def _wait_message(waiting: Sequence[ProfileJob], options: dict, waited_s: float) -> str:
+    """'' while it is too early to say; else why none of `waiting` has started, and what would free room."""
+    from cluster.placement import Request, read_cluster, shortage
+
+    view = read_cluster()
+    tasks = f"{len(waiting)} profiling task{'' if len(waiting) == 1 else 's'} not started after {waited_s:.0f} s"
+    for job in waiting:
+        short = shortage(Request.of(options[(job.hardware, job.threads)]), view)
+        if short:
+            frees = (["`serve shutdown` (or delete those applications)"] if "Serve replicas" in short else []) \
+                + (["let those tasks finish"] if "other Ray tasks" in short else [])
+            return (f"{tasks}, waiting for {short}; to free them: {' or '.join(frees + ['profile on another cluster'])}"
+                    " (--address)")
+    if waited_s < STARTUP_GRACE_S:
+        return ""
+    return (f"{tasks}, though the cluster has room for them (Ray is still starting worker processes, or the "
+            "machine is overloaded)")
+
+
+def _log_wait(message: str) -> None:
+    import logging
+
+    logging.getLogger("planner").warning(message)

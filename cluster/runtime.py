@@ -2,7 +2,10 @@
 
 See ../shared/reference/ray-notes.md: token auth and usage stats are turned off
 for an embedded cluster, and the object store is kept small because each Ray
-node otherwise takes 30% of RAM.
+node otherwise takes 30% of RAM. An embedded Ray advertises the cores this
+process may use, never more: Serve would otherwise place replicas on CPUs the
+machine does not have, and every latency measured there would include the wait
+for a core.
 """
 from __future__ import annotations
 
@@ -57,35 +60,75 @@ METRICS_INTERVAL_MS = 1000
 
 
 _embedded_gcs: str | None = None  # GCS address of the embedded Ray this process started, if any
+_embedded_cores: tuple[int, ...] | None = None  # the cores its processes may run on
+
+# Ray starts its worker processes (tasks, actors, Serve replicas and proxy) at this niceness
+# (ray_config_def.h `worker_niceness`, default 15; RAY_worker_niceness overrides it); the raylet
+# and GCS stay at the niceness of the process that started them. Checked on 2.60: tasks, actors
+# and replicas run at 15 (tests/test_waits.py reads a replica's).
+RAY_WORKER_NICENESS_DEFAULT = 15
 
 
-def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> str:
+def ray_worker_niceness() -> int:
+    try:
+        return int(os.environ.get("RAY_worker_niceness", RAY_WORKER_NICENESS_DEFAULT))
+    except ValueError:
+        return RAY_WORKER_NICENESS_DEFAULT
+
+
+def machine_cores() -> tuple[int, ...]:
+    """The cores this process may run on (its CPU affinity: a container's or taskset's limit, not the host's)."""
+    try:
+        return tuple(sorted(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return tuple(range(os.cpu_count() or 1))
+
+
+def embedded_cores() -> tuple[int, ...] | None:
+    """The cores the processes of the embedded Ray this process started may run on; None if it is not
+    connected to one (attached to a cluster, or no Ray)."""
+    return _embedded_cores if _is_embedded_here() else None
+
+
+def ensure_ray(address: str | None = None, num_cpus: int | None = None, *, cpus_needed: float | None = None,
+               reserve_cores: int = 0) -> str:
     """Attach to the cluster at `address` (or RAY_ADDRESS), else start an embedded local Ray; returns a description.
 
-    `num_cpus`: logical CPUs an embedded Ray needs (a deploy asks for its CPU replicas' total).
+    An embedded Ray advertises one logical CPU per core it may run on (machine_cores()), nothing more.
+    `num_cpus`: advertise that many instead: tests and benchmarks that oversubscribe a small machine
+    on purpose (and planner/demo.py, until it plans for the machine it runs on).
+    `cpus_needed`: CPUs the caller's work needs (a deploy: its CPU replicas, fractions summed). An
+    embedded Ray cannot give more than the machine's cores: ClusterError naming both. An embedded
+    Ray this process started earlier with fewer logical CPUs is restarted while nothing is served on it.
+    `reserve_cores`: keep that many of the machine's cores (the last ones) free of every Ray process,
+    for the load generator (cluster.loadgen.reserved_cores()): Ray's processes inherit the CPU
+    affinity of the process that starts them, so it is narrowed around ray.init and restored after.
     """
-    global _embedded_gcs
+    global _embedded_gcs, _embedded_cores
     _quiet_env()
     import ray
 
     quiet_serve_logs()
-    if ray.is_initialized():
-        if not (num_cpus and _is_embedded_here() and ray.cluster_resources().get("CPU", 0) < num_cpus):
-            return "attached (already initialised)"
-        _make_room_for(num_cpus)
-    # Inside `ray job submit` the job supervisor sets RAY_ADDRESS: attach to that cluster,
-    # never start a second, embedded one beside it.
     address = address or os.environ.get("RAY_ADDRESS") or None
+    cores = machine_cores()
+    ray_cores = cores[:-reserve_cores] if 0 < reserve_cores < len(cores) else cores
+    if ray.is_initialized():
+        if not (cpus_needed and _is_embedded_here() and ray.cluster_resources().get("CPU", 0) < cpus_needed - 1e-9):
+            return "attached (already initialised)"
+        _refuse_beyond_cores(cpus_needed, ray_cores, reserved=len(cores) - len(ray_cores))
+        _make_room_for(cpus_needed)
+        num_cpus = None  # restarted with the machine's cores, not what an earlier caller advertised
+    elif not address and cpus_needed and not num_cpus:
+        _refuse_beyond_cores(cpus_needed, ray_cores, reserved=len(cores) - len(ray_cores))
     try:
         if address:
+            # Inside `ray job submit` the job supervisor sets RAY_ADDRESS: attach to that cluster,
+            # never start a second, embedded one beside it.
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
             return f"cluster at {address}"
-        ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False,
-                 object_store_memory=EMBEDDED_OBJECT_STORE_BYTES, logging_level=logging.WARNING,
-                 log_to_driver=False, configure_logging=True,
-                 # Serve's metrics every second (default 10 s), so `planner verify` can read batch sizes.
-                 _system_config={"metrics_report_interval_ms": METRICS_INTERVAL_MS})
+        _start_embedded(num_cpus or len(ray_cores), ray_cores)
         _embedded_gcs = ray.get_runtime_context().gcs_address
+        _embedded_cores = ray_cores
     except (ConnectionError, RuntimeError, ValueError) as exc:
         target = address or "an embedded local Ray"
         raise ClusterError(f"could not start or reach Ray ({target}): {exc}. To fix: check the address "
@@ -93,24 +136,53 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> str:
     return f"embedded local Ray ({int(ray.cluster_resources().get('CPU', 0))} CPUs)"
 
 
+def _start_embedded(num_cpus: int, cores: tuple[int, ...]) -> None:
+    import ray
+
+    own = machine_cores()
+    narrowed = set(cores) != set(own)
+    if narrowed:
+        os.sched_setaffinity(0, cores)  # GCS, raylet and every worker inherit it
+    try:
+        ray.init(num_cpus=num_cpus, include_dashboard=False,
+                 object_store_memory=EMBEDDED_OBJECT_STORE_BYTES, logging_level=logging.WARNING,
+                 log_to_driver=False, configure_logging=True,
+                 # Serve's metrics every second (default 10 s), so `planner verify` can read batch sizes.
+                 _system_config={"metrics_report_interval_ms": METRICS_INTERVAL_MS})
+    finally:
+        if narrowed:
+            os.sched_setaffinity(0, own)
+
+
+def _refuse_beyond_cores(cpus_needed: float, cores: tuple[int, ...], reserved: int = 0) -> None:
+    if cpus_needed > len(cores) + 1e-9:
+        spare = f" ({reserved} more kept for the load generator)" if reserved else ""
+        raise ClusterError(f"the plan's CPU replicas need {cpus_needed:g} vCPUs; this machine gives an embedded "
+                           f"Ray {len(cores)} cores{spare}, and an embedded Ray advertises no CPU the machine does "
+                           "not have. To fix: plan for this machine (inventory `cpu-x86: "
+                           f"{len(cores)}` in the workloads file), or deploy on a cluster with the CPUs (--address)")
+
+
 def _is_embedded_here() -> bool:
     import ray
 
-    return _embedded_gcs is not None and ray.get_runtime_context().gcs_address == _embedded_gcs
+    return (_embedded_gcs is not None and ray.is_initialized()
+            and ray.get_runtime_context().gcs_address == _embedded_gcs)
 
 
-def _make_room_for(num_cpus: int) -> None:
-    """The embedded Ray this process started (e.g. by `planner.profile`) has fewer logical CPUs than
+def _make_room_for(cpus_needed: float) -> None:
+    """The embedded Ray this process started (e.g. by a test, with fewer logical CPUs) has fewer CPUs than
     a deploy needs: Serve would wait forever for replicas it cannot place. Nothing is served on it
-    yet, so it is stopped, and the caller starts it again with `num_cpus`; once Serve runs there,
-    stopping it would take deployments down, so that is refused instead."""
+    yet, so it is stopped, and the caller starts it again with the machine's cores; once Serve runs
+    there, stopping it would take deployments down, so that is refused instead."""
     import ray
 
-    have = int(ray.cluster_resources().get("CPU", 0))
+    have = ray.cluster_resources().get("CPU", 0)
     if any(actor["name"] == "SERVE_CONTROLLER_ACTOR" for actor in ray.util.list_named_actors(all_namespaces=True)):
-        raise ClusterError(f"the embedded Ray of this process has {have} logical CPUs and Serve already runs on it; "
-                           f"this deploy needs {num_cpus}. To fix: deploy from a new Python process (`planner.deploy` "
-                           "starts an embedded Ray sized for the plan), or pass address= of a cluster with the CPUs")
+        raise ClusterError(f"the embedded Ray of this process has {have:g} logical CPUs and Serve already runs on "
+                           f"it; this deploy needs {cpus_needed:g}. To fix: deploy from a new Python process "
+                           "(`planner.deploy` starts an embedded Ray with the machine's cores), or pass address= "
+                           "of a cluster with the CPUs")
     ray.shutdown()
 
 

@@ -37,7 +37,7 @@ def build_app(args: dict[str, Any]):
 def serve_config(plan: Plan, catalog: Catalog, http_port: int = 8000, host: str = "0.0.0.0",
                  cpu_label_selector: dict[str, str] | None = None) -> dict[str, Any]:
     """`cpu_label_selector`: keeps CPU replicas off accelerator nodes (cluster.serving.deployment_options)."""
-    from cluster.serving import deployment_options
+    from cluster.replicas import deployment_options
 
     applications = []
     left_out = unservable(plan, catalog)

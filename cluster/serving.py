@@ -20,17 +20,23 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 from ray import serve
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from cluster.replicas import deployment_options, locally_deployable, replica_options
 from planner.backends.registry import backend_for
-from planner.core.catalog import Catalog, HardwareType
+from planner.core.catalog import Catalog
 from planner.core.errors import ClusterError
-from planner.core.plan import Plan, WorkloadPlan
+from planner.core.plan import Plan
+
+__all__ = ["ModelServer", "DeployedWorkload", "SkippedWorkload", "deploy_plan", "wait_until_running",
+           "health_check", "remove_workloads_not_in",
+           # what each replica asks Serve for (cluster/replicas.py), imported from here by many callers
+           "deployment_options", "replica_options", "locally_deployable"]
 
 MAX_BODY_BYTES = 1 << 20  # one item of the built-in models is < 100 KiB as JSON
 BINARY_CONTENT_TYPE = "application/octet-stream"
@@ -129,69 +135,39 @@ class SkippedWorkload:
     reason: str
 
 
-def deployment_options(w: WorkloadPlan, catalog: Catalog,
-                       cpu_label_selector: dict[str, str] | None = None) -> dict[str, Any]:
-    """Serve options that carry the plan: replicas, replica size, placement and batching.
-
-    GPU replicas ask for (a fraction of) a GPU of the planned accelerator type, TPU replicas
-    for whole chips of the planned generation; CPU replicas get `cpu_label_selector`
-    (planner.core.inventory.cpu_only_label_selector) so they stay off accelerator nodes.
-    """
-    c = w.chosen
-    scaling: dict[str, Any] = {"num_replicas": c.replicas}
-    if w.autoscaling is not None and w.autoscaling.max_replicas > w.autoscaling.min_replicas:
-        # An hourly demand curve: Serve scales between the plan's bounds (planner/planning/autoscaling.py).
-        scaling = {"autoscaling_config": {"min_replicas": w.autoscaling.min_replicas,
-                                          "max_replicas": w.autoscaling.max_replicas,
-                                          "initial_replicas": w.autoscaling.max_replicas,
-                                          "target_ongoing_requests": w.autoscaling.target_ongoing_requests}}
-    return {"name": w.name, **scaling,
-            **replica_options(catalog.get(c.hardware), c.units_per_replica, c.batch_size,
-                              c.batch_wait_timeout_ms, cpu_label_selector)}
+# After Serve has the applications: how long replicas may take to start (a model's first load on a
+# loaded 2-core machine takes tens of seconds) before the deploy gives up, when to start saying
+# what Serve reports about those still starting, and how often.
+STARTUP_TIMEOUT_S = 300.0
+REPORT_AFTER_S = 10.0
+REPORT_EVERY_S = 10.0
 
 
-def replica_options(hardware: HardwareType, units_per_replica: float, batch_size: int, batch_wait_timeout_ms: float,
-                    cpu_label_selector: dict[str, str] | None = None) -> dict[str, Any]:
-    """The per-replica part of deployment_options (also what bench.serving_overhead deploys)."""
-    return {
-        # Room for one batch being run and one forming, so batching is never starved by admission.
-        "max_ongoing_requests": max(8, 2 * batch_size),
-        "ray_actor_options": backend_for(hardware).replica_actor_options(hardware, units_per_replica,
-                                                                        cpu_label_selector),
-        "user_config": {"max_batch_size": batch_size,
-                        "batch_wait_timeout_s": round(batch_wait_timeout_ms / 1000.0, 6)},
-    }
-
-
-def locally_deployable(w: WorkloadPlan, catalog: Catalog, resources: dict[str, float]) -> str:
-    """'' if the connected cluster can host this workload's replicas, else the reason it cannot.
-
-    Raises InputError, naming the workload and the backend, if the cluster could host it but its
-    backend cannot serve (a TPU workload: JAX has no Serve replica yet), rather than start it on the
-    wrong device.
-    """
-    hardware = catalog.get(w.chosen.hardware)
-    if hardware.is_accelerator and f"accelerator_type:{hardware.ray_accelerator_type}" not in resources:
-        return f"needs {hardware.display_name} ({hardware.unit}); the cluster has none"
-    backend_for(hardware).check_can_serve(w.name, hardware)
-    return ""
-
-
-def deploy_plan(plan: Plan, catalog: Catalog, http_port: int = 8000,
-                host: str = "127.0.0.1") -> tuple[list[DeployedWorkload], list[SkippedWorkload]]:
+def deploy_plan(plan: Plan, catalog: Catalog, http_port: int = 8000, host: str = "127.0.0.1",
+                on_status: Callable[[str], None] | None = None,
+                startup_timeout_s: float = STARTUP_TIMEOUT_S) -> tuple[list[DeployedWorkload], list[SkippedWorkload]]:
     """Deploy every deployable workload of the plan on the connected Ray cluster.
 
-    Every workload is judged before anything starts, so a refused one (locally_deployable) leaves
-    the cluster as it was.
+    Every workload is judged before anything starts, so a refused one leaves the cluster as it
+    was: hardware the cluster lacks is skipped with the reason (locally_deployable), and replicas
+    the cluster cannot place now (cluster.placement.check_placeable: what they need against what
+    is free) refuse the whole deploy with ClusterError naming each workload, what it needs, what
+    is free and who holds the rest. Then every application is handed to Serve at once, and the
+    deploy waits for their replicas to run: after REPORT_AFTER_S, `on_status` gets Serve's own
+    status of those still starting every few seconds (default: a logged warning); after
+    `startup_timeout_s`, ClusterError with that status.
     """
     import ray
+    from ray.serve import RunTarget, run_many
 
     if not ray.is_initialized():
         raise ClusterError("Ray is not initialised. To fix: call cluster.runtime.ensure_ray() first")
+    from cluster.placement import read_cluster, refuse_unplaceable
     from planner.core.inventory import cpu_only_label_selector
 
-    resources = {k: float(v) for k, v in ray.cluster_resources().items()}
-    skip_reasons = {w.name: locally_deployable(w, catalog, resources) for w in plan.workloads}
+    view = read_cluster()
+    skip_reasons = {w.name: locally_deployable(w, catalog, view.total) for w in plan.workloads}
+    refuse_unplaceable(plan, catalog, view)
     selector = cpu_only_label_selector(ray.nodes())
     serve.start(http_options={"host": host, "port": http_port})
     _check_http_port(http_port)
@@ -205,12 +181,100 @@ def deploy_plan(plan: Plan, catalog: Catalog, http_port: int = 8000,
         replica = backend_for(hardware).replica_settings(hardware, w.chosen.units_per_replica)
         app = ModelServer.options(**options).bind(w.model, w.chosen.precision, replica.threads, replica.device)
         try:
-            serve.run(app, name=w.name, route_prefix=f"/{w.name}", blocking=False)
+            # Handed over without waiting (serve.run would wait, silently and without end, for
+            # replicas that cannot start); wait_until_running below waits and says why.
+            run_many([RunTarget(app, name=w.name, route_prefix=f"/{w.name}")], wait_for_applications_running=False)
         except Exception as exc:  # noqa: BLE001 - Serve raises many types; the user needs the workload and cause
             raise ClusterError(f"deploying workload '{w.name}' failed: {exc}") from None
         deployed.append(DeployedWorkload(w.name, f"/{w.name}", f"http://{host}:{http_port}/{w.name}",
                                          w.chosen.replicas))
+    wait_until_running([d.name for d in deployed], on_status=on_status, timeout_s=startup_timeout_s)
     return deployed, skipped
+
+
+def wait_until_running(names: Sequence[str], on_status: Callable[[str], None] | None = None,
+                       timeout_s: float = STARTUP_TIMEOUT_S, poll_s: float = 0.5,
+                       report_after_s: float = REPORT_AFTER_S) -> None:
+    """Wait until Serve reports every named application RUNNING; say what keeps the others, and give up.
+
+    DEPLOY_FAILED (a replica's constructor raised, and Serve gave up on it) is a ClusterError at
+    once with Serve's message. While some are not running after `report_after_s`, `on_status`
+    gets their state every REPORT_EVERY_S: replicas running/starting, Serve's message for the
+    deployment (after 30 s Serve itself says when replicas cannot be scheduled, with the
+    resources they need and those available) and what is free now.
+    """
+    import time
+
+    on_status = on_status or _log_status
+    started = time.monotonic()
+    last_report = 0.0
+    while True:
+        applications = serve.status().applications
+        for name in names:
+            app = applications.get(name)
+            if app is not None and _value(app.status) == "DEPLOY_FAILED":
+                raise ClusterError(f"deploying workload '{name}' failed: {app.message or describe_app(name, app)}")
+        waiting = [name for name in names
+                   if applications.get(name) is None or _value(applications[name].status) != "RUNNING"]
+        if not waiting:
+            break
+        now = time.monotonic()
+        if now - started >= timeout_s:
+            raise ClusterError(f"gave up after {now - started:.0f} s waiting for Serve to run "
+                               f"{', '.join(waiting)}: {_not_running(waiting, applications)}. To fix: see "
+                               "`serve status` and the replica logs (Ray's session folder, logs/serve/), or free "
+                               "resources for them")
+        if now - started >= report_after_s and now - last_report >= REPORT_EVERY_S:
+            on_status(f"waiting {now - started:.0f} s for Serve to run {', '.join(waiting)}: "
+                      f"{_not_running(waiting, applications)}")
+            last_report = now
+        time.sleep(poll_s)
+    try:  # as serve.run does: the HTTP proxies route the new applications before the deploy returns
+        from ray.serve.context import _get_global_client
+        _get_global_client().wait_for_proxies_serving(wait_for_applications_running=True)
+    except Exception:  # noqa: BLE001 - private in 2.60; without it the first request may meet a 404 for a moment
+        pass
+
+
+def describe_app(name: str, app: Any) -> str:
+    """One application's state from serve.status(): 'image-tagger: DEPLOYING, 0 of 1 replicas running (1 starting);
+    Serve says: ...'."""
+    parts = []
+    for deployment in app.deployments.values():
+        states = {_value(state): count for state, count in deployment.replica_states.items()}
+        running = states.pop("RUNNING", 0)
+        others = ", ".join(f"{count} {state.lower()}" for state, count in sorted(states.items()) if count)
+        total = running + sum(states.values())
+        text = (f"{running} of {total} replicas running" + (f" ({others})" if others else "")) if total \
+            else "no replica yet"
+        if deployment.message:
+            text += f"; Serve says: {deployment.message}"
+        parts.append(text)
+    if app.message:
+        parts.append(f"Serve says: {app.message}")
+    return f"{name}: {_value(app.status)}, " + "; ".join(parts or ["no deployment yet"])
+
+
+def _value(status: Any) -> str:
+    """Serve's status enums as their names ('RUNNING'), whatever str() of an enum gives on this Python."""
+    return str(getattr(status, "value", status))
+
+
+def _not_running(names: Sequence[str], applications: Mapping[str, Any]) -> str:
+    from cluster.placement import amount, describe_cluster, read_cluster
+
+    states = "; ".join(describe_app(n, applications[n]) if n in applications else f"{n}: not known to Serve yet"
+                       for n in names)
+    view = read_cluster()
+    free = ", ".join(f"{view.available.get(r, 0.0):g} of {amount(r, view.total[r])}" for r in ("CPU", "GPU", "TPU")
+                     if view.total.get(r))
+    return f"{states} (free now: {free or 'nothing'}; the cluster: {describe_cluster(view)})"
+
+
+def _log_status(message: str) -> None:
+    import logging
+
+    logging.getLogger("planner").warning(message)
 
 
 def _check_http_port(requested: int) -> None:

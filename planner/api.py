@@ -68,13 +68,18 @@ def profile(models: Sequence[str], precisions: Sequence[str] = ("fp32", "bf16"),
             catalog: Catalog | str | Path | None = None, address: str | None = None,
             max_batch_latency_ms: float | None = None, max_concurrent: int | None = None,
             store: str | Path | None = None, force: bool = False, budget: TimingBudget | None = None,
-            on_progress: Callable[[object], None] | None = None) -> ProfileResult:
+            on_progress: Callable[[object], None] | None = None, on_wait: Callable[[str], None] | None = None,
+            wait_timeout_s: float | None = None) -> ProfileResult:
     """Profile each model x precision over the batch sizes as Ray tasks on `hardware`.
 
     With `store`, points already stored for the same device and framework are
     reused (cache hits) unless `force`; new rows and skipped points are added.
+    Hardware the cluster has no node for is refused at once (ClusterError). While no task can
+    start (others hold what they need), `on_wait` gets a line every few seconds naming what is
+    missing and who holds it (default: a logged warning); after `wait_timeout_s` (default
+    cluster.profiling.WAIT_TIMEOUT_S, 3 minutes) of that, ClusterError.
     """
-    from cluster.profiling import ProfileJob, run_profile_jobs
+    from cluster.profiling import WAIT_TIMEOUT_S, ProfileJob, run_profile_jobs
     from cluster.runtime import ensure_ray
     from planner.models import get_model
     from planner.profiling.store import ProfileStore
@@ -92,7 +97,9 @@ def profile(models: Sequence[str], precisions: Sequence[str] = ("fp32", "bf16"),
                        cached=tuple(r for r in stored if r.model == m and r.precision == p and r.mode == "inference"
                                     and r.units_per_replica == cat.get(hardware).units_per_replica(threads)))
             for m in models for p in precisions]
-    outcomes = run_profile_jobs(jobs, cat, on_done=on_progress, max_concurrent=max_concurrent, budget=budget)
+    outcomes = run_profile_jobs(jobs, cat, on_done=on_progress, max_concurrent=max_concurrent, budget=budget,
+                                on_wait=on_wait, wait_timeout_s=WAIT_TIMEOUT_S if wait_timeout_s is None
+                                else wait_timeout_s)
     rows = tuple(r for o in outcomes for r in o.rows)
     skipped = tuple(p for o in outcomes for p in o.skipped)
     hits = sum(o.cache_hits for o in outcomes)
@@ -182,15 +189,23 @@ def _as_plan(plan_or_path: Plan | str | Path) -> Plan:
 
 def deploy(plan: Plan | str | Path, catalog: Catalog | str | Path | None = None, address: str | None = None,
            http_port: int = 8000, serve_config_path: str | Path | None = None,
-           history: str | Path | None = None) -> Deployment:
+           history: str | Path | None = None, on_status: Callable[[str], None] | None = None) -> Deployment:
     """Deploy the plan's locally deployable workloads on Ray Serve (starts an embedded Ray if needed).
 
+    An embedded Ray gets the machine's cores, nothing more: a plan whose CPU replicas need more
+    is a ClusterError naming both. Before Serve starts anything, the plan's replicas are checked
+    against what the cluster has free (cluster.placement.check_placeable): ClusterError naming
+    each workload that does not fit, what it needs, what is free and who holds the rest. While
+    replicas start, `on_status` gets Serve's status of those not yet running every few seconds
+    after the first ten (default: a logged warning).
     With `serve_config_path`, first writes the whole plan as a Ray Serve config file there
     (`serve deploy` applies it unchanged to a running cluster; cluster/serve_config.py).
     With `history` (a folder), the plan is recorded as a new version; a deploy that fails its
     health checks (Serve cannot start it, or a probe request fails) is recorded as failed and
-    the last healthy version is deployed again, then ClusterError says so.
+    the last healthy version is deployed again, then ClusterError says so. A plan refused for
+    want of room is not a version: nothing was changed.
     """
+    from cluster.placement import plan_cpus, refuse_unplaceable
     from cluster.runtime import ensure_ray
     from cluster.serving import deploy_plan
 
@@ -198,10 +213,7 @@ def deploy(plan: Plan | str | Path, catalog: Catalog | str | Path | None = None,
     if not the_plan.workloads:
         raise InputError("plan", the_plan.status, "the plan places no workload", "fix the plan's infeasibility first")
     cat = _catalog(catalog)
-    # An embedded Ray gets as many logical CPUs as the plan's CPU replicas ask for, at least the machine's.
-    cpu_units = sum(w.chosen.devices for w in the_plan.workloads if not cat.get(w.chosen.hardware).is_accelerator)
-    import os
-    ensure_ray(address, num_cpus=max(os.cpu_count() or 1, int(cpu_units + 0.999)))
+    ensure_ray(address, cpus_needed=plan_cpus(the_plan, cat))
     if serve_config_path is not None:
         import ray
 
@@ -210,14 +222,16 @@ def deploy(plan: Plan | str | Path, catalog: Catalog | str | Path | None = None,
         # Written for the cluster it is connected to: CPU replicas kept off its accelerator nodes.
         write_serve_config(serve_config_path, the_plan, cat, http_port, cpu_only_label_selector(ray.nodes()))
     if history is None:
-        deployed, skipped = deploy_plan(the_plan, cat, http_port=http_port)
+        deployed, skipped = deploy_plan(the_plan, cat, http_port=http_port, on_status=on_status)
     else:
-        deployed, skipped = _deploy_or_roll_back(the_plan, cat, http_port, history)
+        refuse_unplaceable(the_plan, cat)   # before a version is recorded: a refusal changes nothing
+        deployed, skipped = _deploy_or_roll_back(the_plan, cat, http_port, history, on_status)
     return Deployment(base_url=f"http://127.0.0.1:{http_port}", urls={d.name: d.url for d in deployed},
                       skipped={s.name: s.reason for s in skipped})
 
 
-def _deploy_or_roll_back(the_plan: Plan, catalog: Catalog, http_port: int, history: str | Path):
+def _deploy_or_roll_back(the_plan: Plan, catalog: Catalog, http_port: int, history: str | Path,
+                         on_status: Callable[[str], None] | None = None):
     """Deploy with a version history: planner/deployment/history.py decides, cluster/serving.py acts."""
     from cluster.serving import deploy_plan, health_check, remove_workloads_not_in
     from planner.deployment.history import DeployHistory, deploy_recorded
@@ -226,7 +240,8 @@ def _deploy_or_roll_back(the_plan: Plan, catalog: Catalog, http_port: int, histo
         deployed, _ = result
         health_check(deployed, {w.name: _request_body(w.model) for w in the_plan.workloads})
 
-    return deploy_recorded(DeployHistory(history), the_plan, lambda p: deploy_plan(p, catalog, http_port=http_port),
+    return deploy_recorded(DeployHistory(history), the_plan,
+                           lambda p: deploy_plan(p, catalog, http_port=http_port, on_status=on_status),
                            check, remove_workloads_not_in)
 
 
@@ -258,8 +273,13 @@ def _request_body(model: str) -> bytes:
 
 def verify(plan: Plan | str | Path, deployment: Deployment | str, duration_s: float = 10.0,
            warmup_requests: int = 5) -> VerificationReport:
-    """Drive every deployed workload with open-loop Poisson load at its planned qps; measure it."""
-    from cluster.loadgen import drive
+    """Drive every deployed workload with open-loop Poisson load at its planned qps; measure it.
+
+    On this process's embedded Ray, on a machine of 2+ cores, the load comes from a process of its
+    own pinned to one core at Ray's worker niceness (cluster/loadgen.py); the report's
+    `load_generator` says where it ran.
+    """
+    from cluster.loadgen import drive_for_verification
 
     the_plan = _as_plan(plan)
     if isinstance(deployment, str):
@@ -268,7 +288,7 @@ def verify(plan: Plan | str | Path, deployment: Deployment | str, duration_s: fl
     workloads = [w for w in the_plan.workloads if w.name in deployment.urls]
     targets = [(deployment.urls[w.name], _request_body(w.model), w.qps_target) for w in workloads]
     before = _batch_counts()
-    results = drive(targets, duration_s, warmup_requests=warmup_requests)
+    results, site = drive_for_verification(targets, duration_s, warmup_requests=warmup_requests)
     after = _batch_counts(wait_s=2.5)  # one report interval of the embedded Ray, and a margin
     from cluster.metrics import BatchCounts
     rows = []
@@ -282,7 +302,8 @@ def verify(plan: Plan | str | Path, deployment: Deployment | str, duration_s: fl
     rows = tuple(rows)
     from planner.profiling.profiler import cpu_name
     return VerificationReport(workloads=rows, skipped=tuple(deployment.skipped.items()),
-                              source=f"measured over HTTP from {deployment.base_url} on {cpu_name()}")
+                              source=f"measured over HTTP from {deployment.base_url} on {cpu_name()}",
+                              load_generator=site)
 
 
 def schedule(workloads: WorkloadSet | str | Path, profiles: Iterable[ProfileRow] | ProfileResult | str | Path,

@@ -30,6 +30,12 @@ def csv_list(text: str) -> list[str]:
     return [p.strip() for p in text.split(",") if p.strip()]
 
 
+def waiting(message: str) -> None:
+    """What a deploy or a profile waits for (api's on_status / on_wait), as it waits."""
+    from rich.text import Text
+    console.print(Text.assemble(("waiting: ", "yellow"), message), highlight=False)
+
+
 def cmd_profile(args: argparse.Namespace) -> int:
     from planner import api
     from planner.core.profiles import write_profiles_csv
@@ -56,7 +62,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
     with ProfileProgress(console, total=len(models) * len(precisions)) as progress:
         result = api.profile(models, precisions, args.batch_sizes, hardware=args.hardware, threads=args.threads,
                              catalog=args.catalog, address=args.address, store=args.store, force=args.force,
-                             budget=QUICK_BUDGET if args.quick else None, on_progress=progress.advance)
+                             budget=QUICK_BUDGET if args.quick else None, on_progress=progress.advance,
+                             on_wait=progress.waiting)
     for err in result.errors:
         errors.print(f"[yellow]warning:[/] {err}")
     for point in result.skipped:
@@ -244,7 +251,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     from planner import api
 
     deployment = api.deploy(args.plan, catalog=args.catalog, address=args.address, http_port=args.port,
-                            serve_config_path=args.serve_config, history=args.history)
+                            serve_config_path=args.serve_config, history=args.history, on_status=waiting)
     console.print(f"Serve config written to {args.serve_config} (apply elsewhere with: serve deploy "
                   f"{args.serve_config})")
     for name, url in deployment.urls.items():
@@ -296,7 +303,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     target: object = args.url
     if args.deploy:
-        target = api.deploy(args.plan, catalog=args.catalog, address=args.address, http_port=args.port)
+        target = api.deploy(args.plan, catalog=args.catalog, address=args.address, http_port=args.port,
+                            on_status=waiting)
     result = api.verify(args.plan, target, duration_s=args.duration)
     write_verification(args.out, result)
     print_verification(console, result)

@@ -84,10 +84,44 @@ class WorkloadVerification:
 
 
 @dataclass(frozen=True)
+class LoadGeneratorSite:
+    """Where the load generator ran, beside the cluster it measured (verify.json's `load_generator`).
+
+    On one machine the generator competes with the replicas and the HTTP proxy for the same cores:
+    a latency measured while it shares their cores includes its own contention.
+    """
+    process: str                        # "own process" (a child given the load alone) or "verifying process"
+    pid: int
+    cores: tuple[int, ...]              # the cores it could run on
+    niceness: int
+    pinned: bool                        # held to `cores` by CPU affinity for the load
+    cluster_cores: tuple[int, ...] | None = None   # cores the embedded Ray's processes could run on; None: not known
+
+    @property
+    def shares_cores_with_cluster(self) -> bool | None:
+        return None if self.cluster_cores is None else bool(set(self.cores) & set(self.cluster_cores))
+
+    def describe(self) -> str:
+        where = f"core{'' if len(self.cores) == 1 else 's'} {', '.join(map(str, self.cores))}"
+        cluster = ("" if self.cluster_cores is None else
+                   f"; the cluster on {', '.join(map(str, self.cluster_cores))}"
+                   + (" (shared)" if self.shares_cores_with_cluster else " (not shared)"))
+        return f"{self.process} (pid {self.pid}), {'pinned to' if self.pinned else 'free on'} {where}, " \
+               f"nice {self.niceness}{cluster}"
+
+    def as_json(self) -> dict:
+        return {"process": self.process, "pid": self.pid, "cores": list(self.cores),
+                "cluster_cores": None if self.cluster_cores is None else list(self.cluster_cores),
+                "niceness": self.niceness, "pinned": self.pinned,
+                "shares_cores_with_cluster": self.shares_cores_with_cluster}
+
+
+@dataclass(frozen=True)
 class VerificationReport:
     workloads: tuple[WorkloadVerification, ...]
     skipped: tuple[tuple[str, str], ...] = ()   # (workload, why it was not deployed here)
     source: str = ""                            # where the measurements were taken
+    load_generator: LoadGeneratorSite | None = None   # where the load came from (None: not recorded)
 
     @property
     def all_passed(self) -> bool:
@@ -123,9 +157,12 @@ def summarise(name: str, url: str, qps_target: float, duration_s: float, latenci
 
 
 def verification_to_dict(report: VerificationReport) -> dict:
-    return {"source": report.source,
+    data = {"source": report.source,
             "workloads": [w.as_json() for w in report.workloads],
             "skipped": [{"name": n, "reason": r} for n, r in report.skipped]}
+    if report.load_generator is not None:  # absent from files written before it was recorded
+        data["load_generator"] = report.load_generator.as_json()
+    return data
 
 
 def write_verification(path: str | Path, report: VerificationReport) -> Path:

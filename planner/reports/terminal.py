@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from planner.core.plan import Plan
 from planner.deployment.verification import VerificationReport
@@ -70,6 +71,8 @@ def print_verification(console: Console, result: VerificationReport) -> None:
                   "upper edge: exact for sizes 1-2, an upper bound above")
     console.print("  ** where the true p99 lies with 95% confidence, from this window's requests (order statistics); "
                   "'unbounded' above: too few requests for any of them to bound p99 (fewer than ~300)")
+    if result.load_generator is not None:
+        console.print(f"  load generator: {result.load_generator.describe()}", markup=False)
     for name, reason in result.skipped:
         console.print(f"  not deployed here: {name}: {reason}")
 
@@ -93,3 +96,7 @@ class ProfileProgress:
     def advance(self, outcome: Any) -> None:
         job = outcome.job
         self.progress.update(self.task, advance=1, description=f"{job.model} {job.precision} on {job.hardware}")
+
+    def waiting(self, message: str) -> None:
+        """The Ray wrapper's on_wait callback: why no task has started yet, above the bar."""
+        self.progress.console.print(Text.assemble(("waiting: ", "yellow"), message), highlight=False)
