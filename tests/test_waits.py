@@ -21,7 +21,7 @@ def _plan(name: str, replicas: int, catalog):
     rows = [ProfileRow("mlp_digits", "cpu-x86", "fp32", b, 0.2 * b, 0.5 * b, 2000.0 * b, 0.01, 0.001, 0.0,
                        "imported", source_detail="hand-written test rows") for b in (1, 4)]
     workloads = WorkloadSet((Workload(name, "mlp_digits", "online", ("fp32",), 0.0, replicas, qps=20, p99_ms=500),),
-                            serving_overhead_ms=10.0)
+                            serving_overhead_ms=10.0, cpu_sharing=False)  # whole vCPUs: the counts are the test
     plan = api.plan(workloads, rows, catalog=catalog)
     assert plan.ok and plan.workload(name).chosen.replicas == replicas
     return plan
