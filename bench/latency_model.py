@@ -1,28 +1,30 @@
-"""Predicted p99 (with and without the queueing term) against p99 measured by `planner verify`, on CPU.
+"""Predicted p99 against p99 measured by `planner verify`, swept over a replica's utilisation, on this CPU.
 
-One workload, resnet_small fp32 batch 1 on one 1-vCPU replica (a model slow
-enough on a CPU, ~5 ms, for its queue to matter at rates the local Serve HTTP
-path can carry), driven at several rates with open-loop Poisson load over real
-HTTP. For each rate: the replica's utilisation, measured p50/p99, the
-prediction without queueing (the spine's model) and with it, and the ratios.
-The serving overhead is the workloads default (10 ms, a p50 figure). A third
-prediction, not used by the planner, also queues each request at the HTTP proxy
-(one M/M/1 server taking serving_overhead_ms per request), to show how much of
-what is left is the serving path's own queue.
+The serving path is measured first (`planner calibrate` on the same embedded Ray),
+then for each configuration (default: resnet_small fp32 batch 1, and
+transformer_small fp32 batch 4, which batches) and each target utilisation of
+its one replica (default 0.1 ... 0.8), the offered rate is utilisation x the
+replica's capacity as the planner computes it (model plus Serve's measured
+floor). The planner plans that one workload on one vCPU with the measured
+path, the plan is deployed on Ray Serve and driven with open-loop Poisson HTTP
+load for long enough to collect at least 300 requests, and measured p99 is
+compared with the plan's prediction. Nothing measured during the sweep feeds
+back into a prediction.
 
-    python -m bench.latency_model [--rates 10,40,80] [--duration 12] [--port 8125]
+    python -m bench.latency_model [--configs resnet_small:1,transformer_small:4]
+                                  [--utilizations 0.1,0.3,0.5,0.7,0.8] [--min-requests 300] [--port 8125]
 
-Last line: {"points": [{"qps": ..., "utilization": ..., "measured_p99_ms": ..., "predicted_p99_ms": ...,
-            "predicted_without_queueing_ms": ..., "ratio": ..., "ratio_without_queueing": ...}, ...]}
+Last line: {"points": N, "worst_ratio": ..., "median_ratio": ..., "ratios": [...], "detail": [...]}
+(ratio = measured p99 / predicted p99; worst = the farthest from 1).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 
 from planner import api
 from planner.core.catalog import load_catalog
-from planner.core.latency import DEFAULT_SERVING_OVERHEAD_MS, predicted_p99_ms, queue_wait_p99_ms
 from planner.core.workloads import Workload, WorkloadSet
 from planner.models import get_model
 from planner.profiling.profiler import profile_point
@@ -30,47 +32,60 @@ from planner.profiling.profiler import profile_point
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rates", default="10,25,40,60", help="requests per second to drive, comma-separated")
-    parser.add_argument("--duration", type=float, default=12.0, help="seconds of load per rate")
+    parser.add_argument("--configs", default="resnet_small:1,transformer_small:4", help="model:batch, comma-separated")
+    parser.add_argument("--utilizations", default="0.1,0.3,0.5,0.7,0.8")
+    parser.add_argument("--min-requests", type=int, default=300)
+    parser.add_argument("--min-duration", type=float, default=12.0)
     parser.add_argument("--port", type=int, default=8125)
     args = parser.parse_args(argv)
+    from cluster.runtime import ensure_ray, shutdown_ray
+
     catalog = load_catalog()
-    row = profile_point(get_model("resnet_small"), "fp32", 1, catalog.get("cpu-x86"), threads=1)
-    print(f"profiled: resnet_small fp32 b1 on 1 vCPU: p50 {row.latency_p50_ms:.2f} ms, p99 {row.latency_p99_ms:.2f} ms, "
-          f"{row.throughput_rps:.0f}/s, cv {row.latency_cv:.2f}")
-    points = []
+    configs = [(c.split(":")[0], int(c.split(":")[1])) for c in args.configs.split(",")]
+    utilizations = [float(u) for u in args.utilizations.split(",")]
+    ensure_ray()
+    detail = []
     try:
-        for qps in (float(q) for q in args.rates.split(",")):
-            workload = Workload("resnet", "resnet_small", "online", ("fp32",), 0.0, 1, qps=qps, p99_ms=10_000.0)
-            ws = WorkloadSet((workload,), inventory={"cpu-x86": 1}, max_utilization=0.99)
-            plan = api.plan(ws, [row], catalog)
-            if not plan.ok:
-                print(f"{qps:g} qps: one replica cannot carry it ({plan.infeasible})")
-                continue
-            deployment = api.deploy(plan, catalog, http_port=args.port)
-            report = api.verify(plan, deployment, duration_s=args.duration)
-            measured = report.workloads[0]
-            rho = qps / row.throughput_rps
-            spine = predicted_p99_ms(1, row.latency_p99_ms, qps, DEFAULT_SERVING_OVERHEAD_MS)
-            with_queue = plan.workloads[0].chosen.predicted_p99_ms
-            proxy = with_queue + queue_wait_p99_ms(qps, 1000.0 / DEFAULT_SERVING_OVERHEAD_MS, 1, 1.0)
-            points.append({"qps": qps, "utilization": round(rho, 3),
-                           "measured_p50_ms": round(measured.p50_ms, 2),
-                           "measured_p99_ms": round(measured.p99_ms, 2),
-                           "predicted_p99_ms": round(with_queue, 2), "predicted_without_queueing_ms": round(spine, 2),
-                           "ratio": round(measured.p99_ms / with_queue, 2),
-                           "ratio_without_queueing": round(measured.p99_ms / spine, 2),
-                           "predicted_with_proxy_queue_ms": round(proxy, 2),
-                           "errors": measured.errors})
-            print(f"{qps:5g} qps  rho {rho:.2f}  measured p50 {measured.p50_ms:6.1f} p99 "
-                  f"{measured.p99_ms:6.1f} ms  predicted p99 {with_queue:6.1f} (without queueing "
-                  f"{spine:5.1f}; with a proxy queue {proxy:6.1f}) ms  measured/predicted "
-                  f"{measured.p99_ms / with_queue:.2f} (without queueing {measured.p99_ms / spine:.2f}, "
-                  f"with a proxy queue {measured.p99_ms / proxy:.2f})", flush=True)
+        path = api.calibrate(sorted({m for m, _ in configs}), http_port=args.port, qps=(10.0, 40.0), duration_s=20.0,
+                             on_progress=lambda line: print(f"calibrate: {line}", flush=True))
+        print(f"serving path: {path.describe()}", flush=True)
+        for model, batch in configs:
+            row = profile_point(get_model(model), "fp32", batch, catalog.get("cpu-x86"), threads=1)
+            floor = path.floor_ms(model)
+            capacity = 1000.0 * batch / (1000.0 * batch / row.throughput_rps + batch * floor)
+            print(f"{model} b{batch}: {row.throughput_rps:.0f} items/s raw, {capacity:.0f}/s with the "
+                  f"{floor:.2f} ms floor; batch p50 {row.latency_p50_ms:.2f} p99 {row.latency_p99_ms:.2f} ms", flush=True)
+            for u in utilizations:
+                qps = u * capacity
+                workload = Workload("sweep", model, "online", ("fp32",), 0.0, 1, qps=qps, p99_ms=100_000.0)
+                ws = WorkloadSet((workload,), inventory={"cpu-x86": 2}, max_utilization=0.99, serving_path=path,
+                                 cpu_sharing=False)
+                plan = api.plan(ws, [row], catalog)
+                if not plan.ok or plan.workloads[0].chosen.replicas != 1:
+                    print(f"  u={u:.1f} ({qps:.1f} qps): not one replica ({plan.infeasible})", flush=True)
+                    continue
+                predicted = plan.workloads[0].chosen.predicted_p99_ms
+                deployment = api.deploy(plan, catalog, http_port=args.port)
+                duration = max(args.min_duration, args.min_requests / qps)
+                measured = api.verify(plan, deployment, duration_s=duration).workloads[0]
+                from ray import serve
+                serve.delete("sweep")
+                ratio = measured.p99_ms / predicted if measured.p99_ms else None
+                detail.append({"model": model, "batch": batch, "utilization": u, "qps": round(qps, 2),
+                               "requests": measured.requests, "errors": measured.errors,
+                               "measured_p50_ms": round(measured.p50_ms or 0, 2),
+                               "measured_p99_ms": round(measured.p99_ms or 0, 2),
+                               "predicted_p99_ms": round(predicted, 2), "ratio": None if ratio is None else round(ratio, 3)})
+                print(f"  u={u:.1f} {qps:6.1f} qps  measured p50 {measured.p50_ms:6.1f} p99 {measured.p99_ms:6.1f} ms "
+                      f"({measured.requests} requests, {measured.errors} errors)  predicted p99 {predicted:6.1f} ms  "
+                      f"measured/predicted {ratio:.2f}", flush=True)
     finally:
-        from cluster.runtime import shutdown_ray
-        shutdown_ray()  # the embedded Ray ends its Serve apps with it
-    print(json.dumps({"points": points}))
+        shutdown_ray()
+    ratios = [d["ratio"] for d in detail if d["ratio"] is not None]
+    worst = max(ratios, key=lambda r: max(r, 1 / r)) if ratios else None
+    print(json.dumps({"points": len(ratios), "worst_ratio": worst,
+                      "median_ratio": round(statistics.median(ratios), 3) if ratios else None,
+                      "ratios": ratios, "detail": detail}))
     return 0
 
 

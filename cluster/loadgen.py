@@ -51,10 +51,11 @@ class LoadResult:
         return len(self.latencies_ms)
 
 
-async def _one(session: aiohttp.ClientSession, url: str, body: bytes, result: LoadResult) -> None:
+async def _one(session: aiohttp.ClientSession, url: str, body: bytes, result: LoadResult,
+               content_type: str = "application/json") -> None:
     started = time.perf_counter()
     try:
-        async with session.post(url, data=body, headers={"content-type": "application/json"}) as resp:
+        async with session.post(url, data=body, headers={"content-type": content_type}) as resp:
             await resp.read()
             ok = resp.status == 200
             detail = f"HTTP {resp.status}"
@@ -82,7 +83,7 @@ def poisson_send_times(qps: float, duration_s: float, seed: int) -> list[float]:
 
 
 async def drive_poisson(session: aiohttp.ClientSession, url: str, body: bytes, qps: float,
-                        duration_s: float, seed: int = 0) -> LoadResult:
+                        duration_s: float, seed: int = 0, content_type: str = "application/json") -> LoadResult:
     """Offer `qps` requests/s for `duration_s` (open loop), then wait for every answer."""
     result = LoadResult(url=url, qps_target=qps, duration_s=duration_s)
     tasks = []
@@ -91,7 +92,7 @@ async def drive_poisson(session: aiohttp.ClientSession, url: str, body: bytes, q
         delay = start + send_at - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(_one(session, url, body, result)))
+        tasks.append(asyncio.create_task(_one(session, url, body, result, content_type)))
         result.sent += 1
     await asyncio.gather(*tasks)
     # The window is the offered duration, or longer if answers trail behind it.
@@ -100,7 +101,7 @@ async def drive_poisson(session: aiohttp.ClientSession, url: str, body: bytes, q
 
 
 async def _drive_all(targets: list[tuple[str, bytes, float]], duration_s: float, warmup_requests: int,
-                     timeout_s: float) -> list[LoadResult]:
+                     timeout_s: float, content_type: str = "application/json") -> list[LoadResult]:
     timeout = aiohttp.ClientTimeout(total=timeout_s)
     connector = aiohttp.TCPConnector(limit=512)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
@@ -108,15 +109,16 @@ async def _drive_all(targets: list[tuple[str, bytes, float]], duration_s: float,
         warm = LoadResult(url="warmup", qps_target=0, duration_s=0)
         for url, body, _ in targets:
             for _ in range(warmup_requests):
-                await _one(session, url, body, warm)
-        return await asyncio.gather(*(drive_poisson(session, url, body, qps, duration_s, seed=i)
+                await _one(session, url, body, warm, content_type)
+        return await asyncio.gather(*(drive_poisson(session, url, body, qps, duration_s, seed=i,
+                                                    content_type=content_type)
                                       for i, (url, body, qps) in enumerate(targets)))
 
 
 def drive(targets: list[tuple[str, bytes, float]], duration_s: float, warmup_requests: int = 5,
-          timeout_s: float = 30.0) -> list[LoadResult]:
+          timeout_s: float = 30.0, content_type: str = "application/json") -> list[LoadResult]:
     """Drive every (url, body, qps) target at once, for the same window."""
-    return asyncio.run(_drive_all(targets, duration_s, warmup_requests, timeout_s))
+    return asyncio.run(_drive_all(targets, duration_s, warmup_requests, timeout_s, content_type))
 
 
 def reserved_cores() -> int:

@@ -31,6 +31,7 @@ from planner.profiling.timing import TimingBudget
 
 if TYPE_CHECKING:
     from planner.planning.batch_jobs import BatchInputs
+    from planner.core.serving_path import ServingPath
     from planner.planning.batch_schedule import Schedule
 
 DEFAULT_BATCH_SIZES = (1, 2, 4, 8, 16, 32)
@@ -113,13 +114,16 @@ def profile(models: Sequence[str], precisions: Sequence[str] = ("fp32", "bf16"),
 def plan(workloads: WorkloadSet | str | Path, profiles: Iterable[ProfileRow] | ProfileResult | str | Path,
          catalog: Catalog | str | Path | None = None, time_limit_s: float = 10.0,
          num_workers: int = 2, inventory: str = "file", address: str | None = None,
-         serving_overhead_from: VerificationReport | str | Path | None = None) -> Plan:
+         serving_overhead_from: VerificationReport | str | Path | None = None,
+         serving_path: ServingPath | str | Path | None = None) -> Plan:
     """Choose hardware, precision, batch size and replicas per workload (never raises on infeasible).
 
     `inventory`: "file" (the workloads file's), "cluster" (the running Ray cluster's nodes, all
     owned; `address` to attach) or "catalog" (rent anything at catalog prices); planner/core/inventory.py.
     `serving_overhead_from`: a verify.json, or the report `verify` returned; the serving-path
     overhead it measured replaces the workloads file's assumed one (planner/deployment/feedback.py).
+    `serving_path`: what `calibrate` measured (or its serving_path.json); else the workloads file's
+    `serving_path`, else its `serving_overhead_ms`, else an assumed path, labelled so.
     """
     cat = _catalog(catalog)
     provenance: dict[str, object] = {"catalog": cat.source_path, "catalog_version": cat.version,
@@ -133,6 +137,12 @@ def plan(workloads: WorkloadSet | str | Path, profiles: Iterable[ProfileRow] | P
     provenance["profile_sources"] = sources
     context = served(planning_context(spec, inventory, cat, address))
     provenance["inventory_source"] = inventory
+    if serving_path is not None:
+        from planner.core.serving_path import read_serving_path
+        measured = serving_path if not isinstance(serving_path, (str, Path)) else read_serving_path(serving_path)
+        context = replace(context, serving_path=measured)
+        if isinstance(serving_path, (str, Path)):
+            provenance["serving_path"] = str(serving_path)
     if serving_overhead_from is not None:
         from planner.deployment.feedback import overhead_feedback_from
         feedback = overhead_feedback_from(serving_overhead_from, context.p99_overhead_ms)
@@ -304,6 +314,18 @@ def verify(plan: Plan | str | Path, deployment: Deployment | str, duration_s: fl
     return VerificationReport(workloads=rows, skipped=tuple(deployment.skipped.items()),
                               source=f"measured over HTTP from {deployment.base_url} on {cpu_name()}",
                               load_generator=site)
+
+
+def calibrate(models: Sequence[str], address: str | None = None, http_port: int = 8000,
+              qps: Sequence[float] = (5.0, 40.0), duration_s: float = 15.0,
+              on_progress: Callable[[str], None] = lambda _: None) -> ServingPath:
+    """Measure the serving path on the cluster (cluster/calibration.py): the request floor per model,
+    the HTTP proxy's CPU per request, and the path's latency at each offered load in `qps`."""
+    from cluster.calibration import calibrate as measure
+    from cluster.runtime import ensure_ray
+
+    ensure_ray(address)
+    return measure(models, http_port=http_port, qps=qps, duration_s=duration_s, on_progress=on_progress)
 
 
 def schedule(workloads: WorkloadSet | str | Path, profiles: Iterable[ProfileRow] | ProfileResult | str | Path,

@@ -15,6 +15,7 @@ from planner.commands import (
     cmd_demo,
     cmd_deploy,
     cmd_estimate,
+    cmd_calibrate,
     cmd_pareto,
     cmd_plan,
     cmd_profile,
@@ -91,7 +92,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", help="Ray cluster address for --inventory cluster (default: RAY_ADDRESS or auto)")
     p.add_argument("--serving-overhead-from", metavar="VERIFY_JSON",
                    help="plan with the serving-path overhead a `planner verify` run measured, not the assumed one")
+    p.add_argument("--serving-path", metavar="SERVING_PATH_JSON",
+                   help="the serving path `planner calibrate` measured (else the workloads file's, else assumed)")
     p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("calibrate", help="measure the serving path (Serve's per-request CPU, the HTTP proxy, "
+                                         "latency through it) on the cluster, for `planner plan --serving-path`")
+    p.add_argument("--models", default="mlp_digits", help="comma-separated models whose request floor to measure "
+                                                          "(the first also probes the path's latency)")
+    p.add_argument("--qps", default="5,40", help="offered loads for the path's latency, comma-separated (light,moderate)")
+    p.add_argument("--duration", type=float, default=15.0, help="seconds of load per rate")
+    p.add_argument("--address", help="Ray cluster address (default: an embedded local Ray); run on a cluster node")
+    p.add_argument("--port", type=int, default=8000, help="Serve's HTTP port")
+    p.add_argument("--out", default="serving_path.json")
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("schedule", help="schedule batch jobs into cheap or clean hours (CP-SAT)")
     p.add_argument("--workloads", required=True)

@@ -166,7 +166,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     plan = api.plan(args.workloads, args.profiles, catalog=args.catalog, time_limit_s=args.time_limit,
                     inventory=args.inventory, address=args.address,
-                    serving_overhead_from=args.serving_overhead_from)
+                    serving_overhead_from=args.serving_overhead_from, serving_path=args.serving_path)
+    if plan.serving_path is not None:
+        console.print(f"serving path: {plan.serving_path.describe()}", soft_wrap=True, markup=False)
     if args.serving_overhead_from:
         console.print(f"fed back: {plan.provenance['serving_overhead']}")
     print_plan(console, plan)
@@ -183,6 +185,26 @@ def cmd_plan(args: argparse.Namespace) -> int:
     write_plan(args.out, plan)
     console.print(f"plan written to {args.out}")
     return 0 if plan.ok else EXIT_INFEASIBLE
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from planner import api
+    from planner.core.errors import InputError
+    from planner.core.serving_path import write_serving_path
+
+    try:
+        rates = tuple(float(q) for q in args.qps.split(","))
+    except ValueError:
+        raise InputError("--qps", args.qps, "not comma-separated numbers", "write e.g. --qps 5,40") from None
+    if not rates or min(rates) <= 0:
+        raise InputError("--qps", args.qps, "needs positive rates", "write e.g. --qps 5,40")
+    models = [m for m in args.models.split(",") if m]
+    path = api.calibrate(models, address=args.address, http_port=args.port, qps=rates, duration_s=args.duration,
+                         on_progress=lambda line: console.print(line, markup=False))
+    write_serving_path(args.out, path)
+    console.print(f"serving path -> {args.out}: {path.describe()}", soft_wrap=True, markup=False)
+    console.print(f"plan with it: planner plan ... --serving-path {args.out}")
+    return 0
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 
@@ -43,12 +44,19 @@ def test_demo_profiles_plans_deploys_verifies_and_reports(tmp_path):
     skipped = {s["name"]: s["reason"] for s in verify["skipped"]}
     assert "video-frames" in skipped and "has none" in skipped["video-frames"]
     assert {w["name"] for w in verify["workloads"]} | set(skipped) == {w["name"] for w in plan["workloads"]}
+    # This machine serves the plan's online CPU workloads, planned again for its own cores and the
+    # serving path measured on it; each verified with enough requests for a bounded p99 interval.
     assert {w["name"] for w in verify["workloads"]} == {w["name"] for w in plan["workloads"]
-                                                       if w["hardware"] == "cpu-x86"}
+                                                       if w["hardware"] == "cpu-x86" and w["kind"] == "online"}
     assert len(verify["workloads"]) >= 3  # the demo's point: most of the plan is driven with real load here
     for w in verify["workloads"]:
         assert w["errors"] == 0 and w["p50_ms"] > 0 and w["p99_ms"] >= w["p50_ms"]
-        assert {"qps_target", "throughput_rps", "predicted_p99_ms", "pass"} <= set(w)
+        assert {"qps_target", "throughput_rps", "predicted_p99_ms", "pass", "prediction_ratio", "within_band"} <= set(w)
+        assert w["requests"] >= 300 and w["p99_ci_high_ms"] is not None
+    local = json.loads((out / "plan_local.json").read_text())
+    assert local["serving_path"]["source"] == "measured" and local["inventory"]["cpu-x86"] <= os.cpu_count()
+    assert sum(w["devices"] for w in local["workloads"]) + local["ingress"]["proxy_vcpus"] <= local["inventory"]["cpu-x86"]
+    assert all(w["prediction"][0]["source"].startswith("measured") for w in local["workloads"])
 
     import yaml
     from ray.serve.schema import ServeDeploySchema

@@ -53,6 +53,10 @@ def quantile_confidence_interval(samples: Sequence[float], q: float = 0.99,
     return lower, upper
 
 
+# The band a prediction of p99 states (docs/optimization.md §2): measured within +-25% of it.
+PREDICTION_BAND = 0.25
+
+
 @dataclass(frozen=True)
 class WorkloadVerification:
     name: str
@@ -77,9 +81,24 @@ class WorkloadVerification:
     p99_ci_low_ms: float | None = None
     p99_ci_high_ms: float | None = None
 
+    @property
+    def prediction_ratio(self) -> float | None:
+        """Measured p99 over predicted p99 (None when nothing completed)."""
+        if self.p99_ms is None or self.predicted_p99_ms <= 0:
+            return None
+        return self.p99_ms / self.predicted_p99_ms
+
+    @property
+    def within_band(self) -> bool | None:
+        """Whether measured p99 lies within the prediction's stated band (PREDICTION_BAND either side)."""
+        ratio = self.prediction_ratio
+        return None if ratio is None else (1 - PREDICTION_BAND) <= ratio <= (1 + PREDICTION_BAND)
+
     def as_json(self) -> dict:
         data = asdict(self)
         data["pass"] = data.pop("passed")
+        data["prediction_ratio"] = self.prediction_ratio
+        data["within_band"] = self.within_band
         return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in data.items()}
 
 

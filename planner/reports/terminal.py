@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from planner.core.plan import Plan
-from planner.deployment.verification import VerificationReport
+from planner.deployment.verification import PREDICTION_BAND, VerificationReport
 from planner.reports.cost_report import HOURS_PER_MONTH
 
 
@@ -50,10 +50,16 @@ def print_plan(console: Console, plan: Plan) -> None:
                   "(docs/optimization.md)")
 
 
+def _ratio(w) -> str:
+    if w.prediction_ratio is None:
+        return "-"
+    return f"{w.prediction_ratio:.2f} " + ("[green]in band[/]" if w.within_band else "[yellow]out of band[/]")
+
+
 def print_verification(console: Console, result: VerificationReport) -> None:
     table = Table(title=f"Verification ({result.source})", title_justify="left")
     for col in ("workload", "qps target", "achieved rps", "p50 (ms)", "p99 (ms) [95% CI]**", "p99 pred (ms)",
-                "p99 target (ms)", "batch (planned / mean seen*)", "errors", "pass"):
+                "measured / pred***", "p99 target (ms)", "batch (planned / mean seen*)", "errors", "pass"):
         table.add_column(col)
 
     def ms(v: float | None) -> str:
@@ -62,7 +68,7 @@ def print_verification(console: Console, result: VerificationReport) -> None:
         interval = f" [{ms(w.p99_ci_low_ms)}, {'unbounded' if w.p99_ci_high_ms is None else ms(w.p99_ci_high_ms)}]"
         table.add_row(w.name, f"{w.qps_target:.1f}", f"{w.throughput_rps:.1f}", ms(w.p50_ms),
                       ms(w.p99_ms) + (interval if w.p99_ms is not None else ""),
-                      ms(w.predicted_p99_ms), ms(w.p99_ms_target),
+                      ms(w.predicted_p99_ms), _ratio(w), ms(w.p99_ms_target),
                       f"{w.planned_batch_size or '-'} / {'-' if w.mean_batch_size is None else f'{w.mean_batch_size:.2f}'}",
                       str(w.errors),
                       "[green]pass[/]" if w.passed else f"[red]FAIL[/] {w.notes}")
@@ -71,6 +77,7 @@ def print_verification(console: Console, result: VerificationReport) -> None:
                   "upper edge: exact for sizes 1-2, an upper bound above")
     console.print("  ** where the true p99 lies with 95% confidence, from this window's requests (order statistics); "
                   "'unbounded' above: too few requests for any of them to bound p99 (fewer than ~300)")
+    console.print(f"  *** measured p99 over predicted; within the prediction's band (+-{PREDICTION_BAND:.0%}) or not")
     if result.load_generator is not None:
         console.print(f"  load generator: {result.load_generator.describe()}", markup=False)
     for name, reason in result.skipped:

@@ -1,0 +1,193 @@
+"""`planner calibrate`: the serving path profiled like a model, on the cluster it will serve from.
+
+The probe is the production replica (cluster.serving.ModelServer) with its model
+swapped for a precomputed output, so every step of a request but the model runs
+as deployed: the HTTP proxy, Serve's router, the replica's parsing of the
+model's item, batching, the reply. What it measures (planner/core/serving_path.py):
+
+1. the floor, per model: the probe saturated closed-loop through a handle; the
+   replica's own CPU time (getrusage in the replica) over the requests served;
+2. the path's latency at a light and a moderate offered load: open-loop Poisson
+   HTTP load from the same load generator `planner verify` uses (on this
+   machine, a process pinned to a core of its own: cluster/loadgen.py);
+3. the HTTP proxy's CPU per request, JSON and raw-bytes bodies: the proxy
+   process's CPU time (/proc) over those windows, per request answered;
+4. what Ray's own processes take while nothing is served (system_vcpus).
+
+The proxy is read from /proc on this machine: the load goes to the proxy of the
+node this command runs on (127.0.0.1), so run it on a cluster node (the head),
+as `ray job submit` does.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import time
+from datetime import date
+from typing import Callable, Sequence
+
+import numpy as np
+from ray import serve
+
+from cluster.serving import BINARY_CONTENT_TYPE, ModelServer
+from planner.core.serving_path import PathPoint, ServingPath
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@serve.deployment
+class PathProbe(ModelServer.func_or_class):
+    """The production replica with its model swapped for a precomputed output; it reports its own CPU time."""
+
+    def _make_runner(self, max_batch_size: int):
+        run, _ = super()._make_runner(max_batch_size)
+        out = run(self._example_item.unsqueeze(0))
+        # Every step of the request path but the model: stack, cast and tolist stay.
+        return (lambda batch: out.expand(batch.shape[0], *out.shape[1:])), "none (serving-path probe)"
+
+    def cpu_s(self) -> float:
+        import resource
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+
+def _process_cpu_s(match: Callable[[str], bool]) -> float:
+    """CPU seconds (user + system) of this machine's processes whose command line matches."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            cmdline = open(f"/proc/{entry}/cmdline", "rb").read().decode(errors="replace")
+            if not match(cmdline):
+                continue
+            fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / CLK_TCK   # utime, stime (fields 14, 15)
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def _is_proxy(cmdline: str) -> bool:
+    return "ProxyActor" in cmdline
+
+
+def _is_ray(cmdline: str) -> bool:
+    return any(key in cmdline for key in ("ray::", "raylet", "gcs_server", "/ray/", "ray/_private"))
+
+
+def _saturate(handle, item, seconds: float, concurrency: int = 8) -> int:
+    async def run() -> int:
+        done, deadline = 0, time.perf_counter() + seconds
+
+        async def caller() -> None:
+            nonlocal done
+            while time.perf_counter() < deadline:
+                await handle.predict.remote(item)
+                done += 1
+        await asyncio.gather(*(caller() for _ in range(concurrency)))
+        return done
+    return asyncio.run(run())
+
+
+def measure_floor(handle, item, seconds: float = 3.0) -> float:
+    """Replica CPU ms per request outside the model: the probe saturated through its handle."""
+    _saturate(handle, item, 1.0)  # warm up
+    samples = []
+    for _ in range(3):
+        before = handle.cpu_s.remote().result(timeout_s=30)
+        served = _saturate(handle, item, seconds / 3)
+        after = handle.cpu_s.remote().result(timeout_s=30)
+        samples.append((after - before) * 1000.0 / max(1, served))
+    return statistics.median(samples)
+
+
+def _point(qps: float, latencies_ms: Sequence[float]) -> PathPoint:
+    lat = np.asarray(latencies_ms, dtype=float)
+    p50, p90, p99 = np.percentile(lat, [50, 90, 99])
+    return PathPoint(qps, float(lat.mean()), float(p50), float(p90), float(p99), int(lat.size))
+
+
+def calibrate(models: Sequence[str], http_port: int = 8000, qps: Sequence[float] = (5.0, 40.0),
+              duration_s: float = 15.0, on_progress: Callable[[str], None] = lambda _: None) -> ServingPath:
+    """Measure the serving path on the connected cluster (cluster.runtime.ensure_ray first)."""
+    import ray
+
+    from cluster.loadgen import drive_for_verification
+    from cluster.runtime import SERVE_FAST_PATH_ENV, machine_cores
+    from cluster.serving import replica_options
+    from planner.core.catalog import load_catalog
+    from planner.core.errors import ClusterError
+    from planner.models import get_model
+    from planner.profiling.profiler import cpu_name
+
+    if not models:
+        raise ClusterError("calibrate needs at least one model. To fix: pass --models (the ones you serve)")
+    cpu = load_catalog().get("cpu-x86")
+    # One small probe replica per model: as deployed (batch 1), a tenth of a CPU, so it fits beside anything.
+    options = replica_options(cpu, 0.1, 1, 0.0)
+    serve.start(http_options={"host": "127.0.0.1", "port": http_port})
+    floors: dict[str, float] = {}
+    handles = {}
+    try:
+        for model in models:
+            name = f"calibrate-{model}".replace("_", "-").replace(":", "-").replace(".", "-")
+            app = PathProbe.options(name=name, num_replicas=1, **options).bind(model, "fp32", 1, "cpu")
+            handles[model] = (name, serve.run(app, name=name, route_prefix=f"/{name}", blocking=False))
+        # What Ray (and the proxy) take with nothing served: Ray's share of the machine, and the
+        # proxy's background work, which is not a cost of any request.
+        ray0, proxy0, t0 = _process_cpu_s(_is_ray), _process_cpu_s(_is_proxy), time.perf_counter()
+        time.sleep(4.0)
+        idle_s = time.perf_counter() - t0
+        system_vcpus = (_process_cpu_s(_is_ray) - ray0) / idle_s
+        proxy_idle_vcpus = (_process_cpu_s(_is_proxy) - proxy0) / idle_s
+        on_progress(f"idle: Ray's processes {system_vcpus:.3f} vCPUs, the HTTP proxy {proxy_idle_vcpus:.3f}")
+        for model, (name, handle) in handles.items():
+            item = get_model(model).example_input(1)[0]
+            floors[model] = measure_floor(handle, item)
+            on_progress(f"floor of {model}: {floors[model]:.3f} ms of replica CPU per request")
+        first = models[0]
+        name = handles[first][0]
+        spec = get_model(first)
+        item = spec.example_input(1)[0]
+        url = f"http://127.0.0.1:{http_port}/{name}"
+        json_body = json.dumps({"inputs": item.tolist()}).encode()
+        points, proxy_ms = [], []
+        site = None
+        for rate in sorted(qps):
+            cpu0, t0 = _process_cpu_s(_is_proxy), time.perf_counter()
+            (result,), site = drive_for_verification([(url, json_body, rate)], duration_s, warmup_requests=5)
+            spent = _process_cpu_s(_is_proxy) - cpu0 - proxy_idle_vcpus * (time.perf_counter() - t0)
+            if result.errors or not result.latencies_ms:
+                raise ClusterError(f"the probe answered {result.errors} of {result.sent} requests with errors at "
+                                   f"{rate:g} qps ({'; '.join(result.error_samples)}). To fix: calibrate at a lower "
+                                   "--qps, or check the cluster (ray status)")
+            points.append(_point(rate, result.latencies_ms))
+            proxy_ms.append(max(0.0, spent) * 1000.0 / (result.completed + 5))
+            p = points[-1]
+            on_progress(f"path at {rate:g} qps: p50 {p.p50_ms:.1f}, p90 {p.p90_ms:.1f}, p99 {p.p99_ms:.1f} ms "
+                        f"({p.requests} requests); proxy {proxy_ms[-1]:.2f} ms CPU per request")
+        raw = item.numpy()
+        bytes_body = raw.astype(raw.dtype.newbyteorder("<")).tobytes()
+        cpu0, t0 = _process_cpu_s(_is_proxy), time.perf_counter()
+        rate = max(qps)
+        from cluster.loadgen import drive
+        # Raw-bytes bodies only change what the proxy carries: a shorter window in this process.
+        (bytes_result,) = drive([(url, bytes_body, rate)], min(duration_s, 8.0), warmup_requests=5,
+                                content_type=BINARY_CONTENT_TYPE)
+        spent = _process_cpu_s(_is_proxy) - cpu0 - proxy_idle_vcpus * (time.perf_counter() - t0)
+        bytes_ms = max(0.0, spent) * 1000.0 / max(1, bytes_result.completed + 5)
+    finally:
+        for name, _ in handles.values():
+            serve.delete(name)
+    fast = all(os.environ.get(k) == v for k, v in SERVE_FAST_PATH_ENV.items())
+    where = (f"load from {site.process} on cores {list(site.cores)}" if site is not None else "")
+    return ServingPath(
+        replica_floor_ms=max(floors.values()), proxy_cpu_ms=max(proxy_ms), points=tuple(points), source="measured",
+        source_detail=(f"planner calibrate on {cpu_name()}, {len(machine_cores())} cores, Ray {ray.__version__}, "
+                       f"probe {first} (JSON bodies), {duration_s:g} s per load; {where}"),
+        floor_by_model=floors, proxy_cpu_ms_bytes=bytes_ms, cpu=cpu_name(),
+        serve_settings="fast path (cluster.runtime.SERVE_FAST_PATH_ENV)" if fast else "Serve defaults",
+        system_vcpus=max(0.0, system_vcpus), measured_at=date.today().isoformat())
