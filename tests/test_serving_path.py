@@ -146,3 +146,15 @@ def test_serving_path_file_round_trips_and_bad_files_say_what_to_do(tmp_path):
         read_serving_path(tmp_path / "bad.json")
     with pytest.raises(InputError, match="quantiles out of order"):
         PathPoint(1.0, 1.0, 5.0, 4.0, 6.0)
+
+
+def test_cost_reports_carry_the_ingress_so_their_total_is_the_plans():
+    from planner.reports.cost_report import cost_rows
+
+    row = ProfileRow("m", "cpu-x86", "fp32", 1, 1.0, 2.0, 800.0, 0.1, 0.01, 0.0, "imported", latency_cv=0.2)
+    plan = api.plan(WorkloadSet((online(400.0),), inventory={"cpu-x86": 8}, serving_path=measured()), [row],
+                    load_catalog())
+    rows = cost_rows(plan)
+    ingress = [r for r in rows if r.scope == "ingress"]
+    assert len(ingress) == 1 and ingress[0].usd_per_hour == pytest.approx(plan.ingress.usd_per_hour)
+    assert next(r for r in rows if r.scope == "total").usd_per_hour == pytest.approx(plan.objective_usd_per_hour)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 AGGREGATES = ("workload", "team", "hardware")
 IDLE = "__idle__"             # OpenCost's name for paid, unused capacity
+INGRESS = "__ingress__"       # the HTTP proxies every online request crosses (shared by all workloads)
 UNLABELLED = "unlabelled"     # the team of a workload without a `team` label
 HOURS_PER_MONTH = 730.0       # the month every monthly figure uses (8,760 h / 12)
 
@@ -81,13 +82,13 @@ def allocations(rows: list[CostRow] | tuple[CostRow, ...], plan: Plan, aggregate
     for r in rows:
         if r.scope == "workload":
             key = {"workload": r.name, "team": r.team, "hardware": r.hardware}[aggregate]
-        elif r.scope == "idle":
-            key = IDLE
+        elif r.scope in ("idle", "ingress"):
+            key = IDLE if r.scope == "idle" else INGRESS
         else:
             continue
         groups.setdefault(key, []).append(r)
     out = []
-    for key in sorted(groups, key=lambda k: (k == IDLE, k)) if aggregate != "workload" else groups:
+    for key in sorted(groups, key=lambda k: (k in (IDLE, INGRESS), k)) if aggregate != "workload" else groups:
         parts = groups[key]
         cost = {"cpu": 0.0, "gpu": 0.0, "tpu": 0.0}
         usage = {"cpu": 0.0, "gpu": 0.0, "tpu": 0.0}
@@ -102,7 +103,7 @@ def allocations(rows: list[CostRow] | tuple[CostRow, ...], plan: Plan, aggregate
         properties: dict[str, Any] = {"hardware": sorted({r.hardware for r in parts if r.hardware})}
         if aggregate == "workload" and served:
             properties["labels"] = labels[served[0]]
-        elif aggregate == "team" and key not in (IDLE, UNLABELLED):
+        elif aggregate == "team" and key not in (IDLE, INGRESS, UNLABELLED):
             properties["labels"] = {"team": key}
         if served and aggregate != "workload":
             properties["workloads"] = served

@@ -29,7 +29,8 @@ def configuration(r: CostRow) -> str:
 def cost_table_cells(r: CostRow) -> list[str]:
     """One cost row as display cells (shared by Markdown and HTML)."""
     name = r.name if r.scope == "workload" else (f"{r.hardware} idle" if r.scope == "idle" else f"**{r.name}**"
-                                                 if r.scope == "total" else r.name)
+                                                 if r.scope == "total" else "HTTP ingress (proxies)"
+                                                 if r.scope == "ingress" else r.name)
     basis = f" ({r.energy_basis})" if r.energy_basis else ""
     energy = "unknown" if r.energy_kwh_per_month is None and r.energy_basis == "unknown" else \
         num(r.energy_kwh_per_month, ".1f") + basis

@@ -29,7 +29,15 @@ from planner.core.candidate import Candidate
 from planner.core.errors import InputError
 from planner.core.plan import Plan, WorkloadPlan
 from planner.planning.sharing import unallocated_devices
-from planner.reports.allocation import HOURS_PER_MONTH, IDLE, UNLABELLED, Allocation, allocations, report_window
+from planner.reports.allocation import (
+    HOURS_PER_MONTH,
+    IDLE,
+    INGRESS,
+    UNLABELLED,
+    Allocation,
+    allocations,
+    report_window,
+)
 
 FORMATS = ("csv", "json", "parquet", "xlsx", "html", "md")
 ENERGY_BASES = ("measured", "estimated", "unknown")
@@ -206,6 +214,17 @@ def cost_rows(plan: Plan) -> list[CostRow]:
             scope="idle", name=IDLE, hardware=hw, precision="", batch_size=None, replicas=None, devices=devices,
             unit=unit, requests_per_s=0.0, usd_per_hour=usd, usd_per_month=usd * HOURS_PER_MONTH,
             usd_per_million_requests=None, profile_source="shared devices paid whole, partly unused", team="",
+            energy_kwh_per_month=None, energy_basis="", carbon_kg_co2e_per_month=None, utilization=None,
+            p99_target_ms=None, predicted_p99_ms=None, slo_headroom_ms=None, slo_headroom_pct=None))
+    ingress = plan.ingress
+    if ingress is not None and ingress.usd_per_hour > 0:
+        # The HTTP proxies all online traffic crosses: shared, so kept apart like idle capacity.
+        idle_rows.append(CostRow(
+            scope="ingress", name=INGRESS, hardware=ingress.cpu_hardware, precision="", batch_size=None,
+            replicas=ingress.proxies, devices=ingress.proxy_vcpus, unit="vcpu", requests_per_s=ingress.online_qps,
+            usd_per_hour=ingress.usd_per_hour, usd_per_month=ingress.usd_per_hour * HOURS_PER_MONTH,
+            usd_per_million_requests=_per_million(ingress.usd_per_hour, ingress.online_qps),
+            profile_source=f"HTTP proxies: {ingress.proxies}, serving path {ingress.source}", team="",
             energy_kwh_per_month=None, energy_basis="", carbon_kg_co2e_per_month=None, utilization=None,
             p99_target_ms=None, predicted_p99_ms=None, slo_headroom_ms=None, slo_headroom_pct=None))
     hardware_rows = []

@@ -117,9 +117,10 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], row_classes: Se
 
 
 def _charts(report: CostReport) -> list[str]:
-    per_item = [r for r in report.rows if r.scope in ("workload", "idle")]
+    per_item = [r for r in report.rows if r.scope in ("workload", "idle", "ingress")]
     charts = [bar_chart("$/month by workload", [
-        (r.name if r.scope == "workload" else f"{r.hardware} idle", r.usd_per_month, money(r.usd_per_month),
+        (r.name if r.scope == "workload" else "HTTP ingress" if r.scope == "ingress" else f"{r.hardware} idle",
+         r.usd_per_month, money(r.usd_per_month),
          BAR_COLOR if r.scope == "workload" else IDLE_COLOR) for r in per_item])]
     charts.append(bar_chart("$/month by hardware type", [
         (r.name, r.usd_per_month, money(r.usd_per_month), BAR_COLOR) for r in report.rows if r.scope == "hardware"]))
