@@ -26,7 +26,7 @@ import os
 import statistics
 import time
 from datetime import date
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 from ray import serve
@@ -111,8 +111,15 @@ def _point(qps: float, latencies_ms: Sequence[float]) -> PathPoint:
 
 
 def calibrate(models: Sequence[str], http_port: int = 8000, qps: Sequence[float] = (5.0, 40.0),
-              duration_s: float = 15.0, on_progress: Callable[[str], None] = lambda _: None) -> ServingPath:
-    """Measure the serving path on the connected cluster (cluster.runtime.ensure_ray first)."""
+              duration_s: float = 15.0, on_progress: Callable[[str], None] = lambda _: None,
+              mix: Mapping[str, float] | None = None) -> ServingPath:
+    """Measure the serving path on the connected cluster (cluster.runtime.ensure_ray first).
+
+    `mix`: each model's share of the traffic (e.g. the planned qps of the workloads serving it);
+    each rate in `qps` is then split across the models' probes in that proportion, as the plan's
+    traffic will be, and the path's latency pools every request. Without it, the first model's
+    probe takes all of it.
+    """
     import ray
 
     from cluster.loadgen import drive_for_verification
@@ -149,23 +156,28 @@ def calibrate(models: Sequence[str], http_port: int = 8000, qps: Sequence[float]
             floors[model] = measure_floor(handle, item)
             on_progress(f"floor of {model}: {floors[model]:.3f} ms of replica CPU per request")
         first = models[0]
-        name = handles[first][0]
-        spec = get_model(first)
-        item = spec.example_input(1)[0]
-        url = f"http://127.0.0.1:{http_port}/{name}"
-        json_body = json.dumps({"inputs": item.tolist()}).encode()
+        shares = {m: w for m, w in (mix or {first: 1.0}).items() if m in handles and w > 0}
+        total_share = sum(shares.values())
+        urls = {m: f"http://127.0.0.1:{http_port}/{handles[m][0]}" for m in shares}
+        bodies = {m: json.dumps({"inputs": get_model(m).example_input(1)[0].tolist()}).encode() for m in shares}
+        item = get_model(first).example_input(1)[0]
+        url = f"http://127.0.0.1:{http_port}/{handles[first][0]}"
         points, proxy_ms = [], []
         site = None
         for rate in sorted(qps):
+            targets = [(urls[m], bodies[m], rate * w / total_share) for m, w in shares.items()]
             cpu0, t0 = _process_cpu_s(_is_proxy), time.perf_counter()
-            (result,), site = drive_for_verification([(url, json_body, rate)], duration_s, warmup_requests=5)
+            results, site = drive_for_verification(targets, duration_s, warmup_requests=5)
             spent = _process_cpu_s(_is_proxy) - cpu0 - proxy_idle_vcpus * (time.perf_counter() - t0)
-            if result.errors or not result.latencies_ms:
-                raise ClusterError(f"the probe answered {result.errors} of {result.sent} requests with errors at "
-                                   f"{rate:g} qps ({'; '.join(result.error_samples)}). To fix: calibrate at a lower "
-                                   "--qps, or check the cluster (ray status)")
-            points.append(_point(rate, result.latencies_ms))
-            proxy_ms.append(max(0.0, spent) * 1000.0 / (result.completed + 5))
+            errors = sum(r.errors for r in results)
+            latencies = [x for r in results for x in r.latencies_ms]
+            if errors or not latencies:
+                samples = "; ".join(e for r in results for e in r.error_samples)
+                raise ClusterError(f"the probes answered {errors} of {sum(r.sent for r in results)} requests with "
+                                   f"errors at {rate:g} qps ({samples}). To fix: calibrate at a lower --qps, or check "
+                                   "the cluster (ray status)")
+            points.append(_point(rate, latencies))
+            proxy_ms.append(max(0.0, spent) * 1000.0 / (len(latencies) + 5 * len(targets)))
             p = points[-1]
             on_progress(f"path at {rate:g} qps: p50 {p.p50_ms:.1f}, p90 {p.p90_ms:.1f}, p99 {p.p99_ms:.1f} ms "
                         f"({p.requests} requests); proxy {proxy_ms[-1]:.2f} ms CPU per request")
@@ -187,7 +199,8 @@ def calibrate(models: Sequence[str], http_port: int = 8000, qps: Sequence[float]
     return ServingPath(
         replica_floor_ms=max(floors.values()), proxy_cpu_ms=max(proxy_ms), points=tuple(points), source="measured",
         source_detail=(f"planner calibrate on {cpu_name()}, {len(machine_cores())} cores, Ray {ray.__version__}, "
-                       f"probe {first} (JSON bodies), {duration_s:g} s per load; {where}"),
+                       f"probes {', '.join(f'{m} {w / total_share:.0%}' for m, w in shares.items())} of the load "
+                       f"(JSON bodies), {duration_s:g} s per load; {where}"),
         floor_by_model=floors, proxy_cpu_ms_bytes=bytes_ms, cpu=cpu_name(),
         serve_settings="fast path (cluster.runtime.SERVE_FAST_PATH_ENV)" if fast else "Serve defaults",
         system_vcpus=max(0.0, system_vcpus), measured_at=date.today().isoformat())

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
 
 from planner.core.catalog import Catalog, load_catalog
 from planner.core.errors import InputError
@@ -318,14 +318,16 @@ def verify(plan: Plan | str | Path, deployment: Deployment | str, duration_s: fl
 
 def calibrate(models: Sequence[str], address: str | None = None, http_port: int = 8000,
               qps: Sequence[float] = (5.0, 40.0), duration_s: float = 15.0,
-              on_progress: Callable[[str], None] = lambda _: None) -> ServingPath:
+              on_progress: Callable[[str], None] = lambda _: None,
+              mix: Mapping[str, float] | None = None) -> ServingPath:
     """Measure the serving path on the cluster (cluster/calibration.py): the request floor per model,
-    the HTTP proxy's CPU per request, and the path's latency at each offered load in `qps`."""
+    the HTTP proxy's CPU per request, and the path's latency at each offered load in `qps` (split
+    across the models in proportion to `mix`, e.g. their planned qps)."""
     from cluster.calibration import calibrate as measure
     from cluster.runtime import ensure_ray
 
     ensure_ray(address)
-    return measure(models, http_port=http_port, qps=qps, duration_s=duration_s, on_progress=on_progress)
+    return measure(models, http_port=http_port, qps=qps, duration_s=duration_s, on_progress=on_progress, mix=mix)
 
 
 def schedule(workloads: WorkloadSet | str | Path, profiles: Iterable[ProfileRow] | ProfileResult | str | Path,

@@ -98,10 +98,15 @@ def run_demo(console: Console, out: Path, workloads_path: str | Path | None = No
             console.print("no online workload of the plan runs on a CPU: nothing to deploy on this machine")
             return 0
         local_qps = sum(w.qps_target for w in plan.workloads if w.name in local_names)
+        mix: dict[str, float] = {}
+        for w in plan.workloads:
+            if w.name in local_names:
+                mix[w.model] = mix.get(w.model, 0.0) + w.qps_target
         with console.status("measuring the serving path on this machine (planner calibrate)"):
-            path = api.calibrate(sorted({w.model for w in plan.workloads if w.name in local_names}),
-                                 http_port=http_port, qps=(max(2.0, local_qps / 4), local_qps),
-                                 duration_s=15.0 if quick else 20.0)
+            # At the traffic this machine will carry (each model's probe at its workloads' share), and a
+            # quarter of it: what the plan predicts from, measured before anything is deployed.
+            path = api.calibrate(sorted(mix), http_port=http_port, qps=(max(2.0, local_qps / 4), local_qps),
+                                 duration_s=15.0 if quick else 20.0, mix=mix)
         write_serving_path(out / "serving_path.json", path)
         console.print(f"serving path -> {out}/serving_path.json: {path.describe()}", soft_wrap=True, markup=False)
         # 5. Deploy, and verify with real HTTP load.
