@@ -53,11 +53,37 @@ class PathProbe(ModelServer.func_or_class):
         return usage.ru_utime + usage.ru_stime
 
 
+def _descendants(root: int) -> set[int]:
+    """Every process below `root` (an embedded Ray's GCS, raylet and workers are this process's)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                ppid = int(open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found, stack = set(), [root]
+    while stack:
+        for child in children.get(stack.pop(), ()):
+            if child not in found:
+                found.add(child)
+                stack.append(child)
+    return found
+
+
 def _process_cpu_s(match: Callable[[str], bool]) -> float:
-    """CPU seconds (user + system) of this machine's processes whose command line matches."""
+    """CPU seconds (user + system) of the cluster's processes on this machine whose command line matches.
+
+    On an embedded Ray only this process's descendants count, so other Ray clusters sharing the
+    machine (another user's, a test session's) are not charged to this one.
+    """
+    from cluster.runtime import embedded_cores
+
+    own = _descendants(os.getpid()) if embedded_cores() is not None else None
     total = 0.0
     for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
+        if not entry.isdigit() or int(entry) == os.getpid() or (own is not None and int(entry) not in own):
             continue
         try:
             cmdline = open(f"/proc/{entry}/cmdline", "rb").read().decode(errors="replace")
