@@ -132,6 +132,24 @@ def _own_ray_processes() -> list[int]:
     return found
 
 
+def _cpu_s_of(pids: list[int]) -> float:
+    """User + system CPU seconds the processes have used so far (those that ended meanwhile count 0)."""
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime (fields 14 and 15 of stat)
+    return total
+
+
+def _own_cpu_s() -> float:
+    import resource
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _measurable_server():
     from ray import serve
 
@@ -256,15 +274,27 @@ def measure(args, replica_core: set[int], others: set[int], label: str, ingress:
                 ("bytes", item.numpy().astype(item.numpy().dtype.newbyteorder("<")).tobytes(),  # wire order
                  BINARY_CONTENT_TYPE)):
             _saturate_http(url, body, content_type, 1.0, concurrency)  # warm up the path and its connections
+            # Where the CPU goes over the window: the replica's process, the rest of this run's Ray (the
+            # proxy or HAProxy, the controller, raylet, GCS), and the callers (this process's threads).
+            rest = [pid for pid in _own_ray_processes() if pid != replica_pid]
+            replica0, rest0, callers0 = handle.cpu_s.remote().result(), _cpu_s_of(rest), _own_cpu_s()
+            t0 = time.perf_counter()
             rps, errors = _saturate_http(url, body, content_type, args.seconds, concurrency)
+            elapsed = time.perf_counter() - t0
+            per_request = 1000.0 / max(1.0, rps * elapsed + errors)
+            cpu = {"replica": (handle.cpu_s.remote().result() - replica0) * per_request,
+                   "ingress_and_ray": (_cpu_s_of(rest) - rest0) * per_request,
+                   "callers": (_own_cpu_s() - callers0) * per_request}
             http_errors += errors
             raws.append(raw())
-            http[kind] = (rps, rps / ((raws[-2] + raws[-1]) / 2))
+            http[kind] = (rps, rps / ((raws[-2] + raws[-1]) / 2), cpu)
             failed = f" ({errors} answers not 200)" if errors else ""
             print(f"[{label}] Serve over HTTP ({kind} bodies), saturated: {rps:.1f} items/s -> {http[kind][1]:.3f}"
-                  f"{failed}", flush=True)
+                  f"{failed}; CPU per request: replica {cpu['replica']:.2f} ms, ingress and the rest of Ray "
+                  f"{cpu['ingress_and_ray']:.2f} ms, callers {cpu['callers']:.2f} ms", flush=True)
         result.update(http_rps=http["json"][0], http_ratio=http["json"][1],
-                      http_bytes_rps=http["bytes"][0], http_bytes_ratio=http["bytes"][1], http_errors=http_errors)
+                      http_bytes_rps=http["bytes"][0], http_bytes_ratio=http["bytes"][1], http_errors=http_errors,
+                      http_cpu_ms_per_request={kind: http[kind][2] for kind in http})
         if args.floor:
             serve.delete("overhead")
             floor = start("floor", floor=True)
@@ -295,6 +325,8 @@ def _round(value):
         return round(value, 3)
     if isinstance(value, list):
         return [_round(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _round(v) for k, v in value.items()}
     return value
 
 
@@ -344,6 +376,7 @@ def _compare_ingress(args, modes: list[str], argv: list[str]) -> int:
     from bench.ingress import MODES, child_env, unavailable
 
     argv_child = _child_argv(argv, ("--ingress",))
+    load_before = os.getloadavg()[0]
     runs: dict[str, dict] = {}
     for mode in modes:
         reason = unavailable(mode)
@@ -359,7 +392,9 @@ def _compare_ingress(args, modes: list[str], argv: list[str]) -> int:
     print()
     print(f"measured on this machine's CPU ({os.cpu_count()} cores), {args.model} {args.precision} batch {args.batch}, "
           f"one 1-vCPU replica{' pinned to its own core (callers and the ingress on the others)' if args.pin else ''}; "
-          "HTTP ratio = saturated HTTP items/s over the profiler's raw items/s (one item per request)")
+          "HTTP ratio = saturated HTTP items/s over the profiler's raw items/s (one item per request); "
+          f"machine load (1-min average) {load_before:.1f} before, {os.getloadavg()[0]:.1f} after: above ~0.5 "
+          "something else shares these cores and the modes are not compared on equal terms")
     print(f"{'ingress':10}{'HTTP json':>11}{'req/s':>8}{'HTTP bytes':>12}{'req/s':>8}{'handle ratio':>14}"
           f"{'floor req/s':>13}  path")
     for mode in modes:
@@ -370,17 +405,26 @@ def _compare_ingress(args, modes: list[str], argv: list[str]) -> int:
         print(f"{mode:10}{r['http_ratio']:>11.3f}{r['http_rps']:>8.0f}{r['http_bytes_ratio']:>12.3f}"
               f"{r['http_bytes_rps']:>8.0f}{r['ratio']:>14.3f}{r.get('floor_rps', float('nan')):>13.0f}  "
               f"{MODES[mode].path}")
+    print("CPU per HTTP request, ms (JSON | bytes bodies): the replica's process; the ingress and the rest of this "
+          "run's Ray; the callers")
+    for mode in measured:
+        cpu = runs[mode].get("http_cpu_ms_per_request", {})
+        print(f"{mode:10}" + "   ".join(
+            f"{part} {cpu['json'][key]:.2f} | {cpu['bytes'][key]:.2f}"
+            for part, key in (("replica", "replica"), ("ingress+Ray", "ingress_and_ray"), ("callers", "callers"))))
     if "proxy" in measured:
         for mode in (m for m in measured if m != "proxy"):
             print(f"{mode} / proxy: HTTP json {runs[mode]['http_ratio'] / runs['proxy']['http_ratio']:.2f}x, "
                   f"HTTP bytes {runs[mode]['http_bytes_ratio'] / runs['proxy']['http_bytes_ratio']:.2f}x")
     head = runs["proxy"] if "proxy" in measured else (runs[measured[0]] if measured else {})
     summary = {k: v for k, v in head.items() if k not in ("ingress", "ingress_mode")}
+    summary["load_average_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     summary["ingress"] = {
         mode: ({"not_run": runs[mode]["not_run"]} if mode not in measured else
                {"path": MODES[mode].path, "env": MODES[mode].env,
                 **{k: runs[mode].get(k) for k in ("http_ratio", "http_rps", "http_bytes_ratio", "http_bytes_rps",
-                                                  "http_errors", "ratio", "floor_rps", "ceiling")}})
+                                                  "http_errors", "http_cpu_ms_per_request", "ratio", "floor_rps",
+                                                  "ceiling")}})
         for mode in modes}
     print(json.dumps(summary))
     return 0 if measured else 1
