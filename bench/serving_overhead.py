@@ -50,7 +50,6 @@ Last line: {"ratio": median handle/raw, "ratios": [...], "http_ratio": ..., "flo
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import statistics
@@ -61,20 +60,11 @@ import requests
 
 
 def _saturate_handle(handle, item, seconds: float, concurrency: int) -> float:
-    async def run() -> int:
-        done = 0
-        deadline = time.perf_counter() + seconds
-
-        async def caller() -> None:
-            nonlocal done
-            while time.perf_counter() < deadline:
-                await handle.predict.remote(item)
-                done += 1
-        await asyncio.gather(*(caller() for _ in range(concurrency)))
-        return done
+    """Requests/s of closed-loop callers through the handle (the same saturation `planner calibrate` uses)."""
+    from cluster.calibration import saturate
 
     started = time.perf_counter()
-    done = asyncio.run(run())
+    done = saturate(handle, item, seconds, concurrency)
     return done / (time.perf_counter() - started)
 
 

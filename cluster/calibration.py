@@ -104,7 +104,8 @@ def _is_ray(cmdline: str) -> bool:
     return any(key in cmdline for key in ("ray::", "raylet", "gcs_server", "/ray/", "ray/_private"))
 
 
-def _saturate(handle, item, seconds: float, concurrency: int = 8) -> int:
+def saturate(handle, item, seconds: float, concurrency: int = 8) -> int:
+    """Requests served by `concurrency` closed-loop callers through a DeploymentHandle over `seconds`."""
     async def run() -> int:
         done, deadline = 0, time.perf_counter() + seconds
 
@@ -120,11 +121,11 @@ def _saturate(handle, item, seconds: float, concurrency: int = 8) -> int:
 
 def measure_floor(handle, item, seconds: float = 3.0) -> float:
     """Replica CPU ms per request outside the model: the probe saturated through its handle."""
-    _saturate(handle, item, 1.0)  # warm up
+    saturate(handle, item, 1.0)  # warm up
     samples = []
     for _ in range(3):
         before = handle.cpu_s.remote().result(timeout_s=30)
-        served = _saturate(handle, item, seconds / 3)
+        served = saturate(handle, item, seconds / 3)
         after = handle.cpu_s.remote().result(timeout_s=30)
         samples.append((after - before) * 1000.0 / max(1, served))
     return statistics.median(samples)

@@ -6,29 +6,20 @@ it waits for up to ``max_batch_size = B`` requests, or until
 batch. With ``n`` replicas sharing a Poisson stream of ``qps`` requests/s,
 each replica sees ``lambda = qps / n``.
 
-Spine model (documented in docs/optimization.md)::
-
-    batch_wait_timeout_ms = 1000 * (B - 1) / lambda        # time for B requests to arrive
-    predicted_p99_ms      = batch_wait_timeout_ms           # the first request of a batch waits this long
-                          + latency_p99_ms(B)               # measured p99 of one batch of B
-                          + serving_overhead_ms             # HTTP proxy + routing, per request
-
-                          + queue_wait_p99_ms               # behind batches already running/queued
-
-With Serve HTTP proxies (`http_proxies`), every request also queues at a proxy:
-`serving_path_p99_ms` adds that wait to the serving overhead, once per plan.
+Each request's p99 is composed from four delays (docs/optimization.md, section 2): the
+serving path measured by `planner calibrate` (planner/core/serving_path.py), the batch
+formation wait (batch_wait_timeout_ms), the replica's queue and the batch itself.
+`compose_p99_ms` adds their means and their spreads above the mean in quadrature.
 
 Queueing (M/G/1 per replica, batches as the unit of service): a batch of B takes
-S = 1000 x B / T ms (T = items/s back to back), the replica is busy
-rho = lambda / T of the time, and the mean wait is Pollaczek-Khinchine's
+S ms (the model's batch time plus Serve's per-request floor), the replica is busy
+rho of the time, and the mean wait is Pollaczek-Khinchine's
 Wq = rho / (1 - rho) x S x (1 + cs2) / 2, cs2 the squared coefficient of
 variation of the batch time (measured: the profile's latency_cv; unknown: 1, as
 an exponential service). The p99 of the wait uses the exponential tail that is
 exact for M/M/1: P(W > t) = rho x exp(-rho t / Wq), so
     queue_wait_p99_ms = Wq / rho x ln(rho / 0.01)   (0 when rho <= 0.01)
-Terms are added, which over-counts a little (the worst formation wait and the
-worst queueing wait rarely hit the same request). bench/latency_model.py
-compares this with p99 measured by `planner verify`.
+bench/latency_model.py compares the composed prediction with p99 measured by `planner verify`.
 """
 from __future__ import annotations
 
@@ -116,19 +107,6 @@ def predicted_p99_ms(batch_size: int, batch_latency_p99_ms: float, arrival_rps_p
     p50 = batch_latency_p99_ms if batch_latency_p50_ms is None else min(batch_latency_p50_ms, batch_latency_p99_ms)
     terms.append((stretch * (p50 + extra), stretch * (batch_latency_p99_ms + extra)))
     return float(compose_p99_ms(terms))
-
-
-def serving_path_p99_ms(serving_overhead_ms: float, http_proxies: int | None, online_qps: float) -> float:
-    """What the serving path adds to every online request's p99.
-
-    `serving_overhead_ms`, plus, with `http_proxies`, the p99 wait at a proxy: one M/M/1
-    server taking `serving_overhead_ms` per request, fed its share of all online traffic
-    (`online_qps`; bench/latency_model.py: measured/predicted p99 0.87-0.97 up to 40 qps on
-    2 vCPUs). The traffic is fixed by the workloads, so this is one constant for every candidate.
-    """
-    if not http_proxies or serving_overhead_ms <= 0:
-        return serving_overhead_ms
-    return serving_overhead_ms + queue_wait_p99_ms(online_qps / http_proxies, 1000.0 / serving_overhead_ms, 1, 1.0)
 
 
 def mean_queue_wait_ms(arrival_rps_per_replica, service_ms, batch_size, cs2):

@@ -44,10 +44,17 @@ def print_plan(console: Console, plan: Plan) -> None:
     if plan.unallocated_usd_per_hour > 1e-9:
         console.print(f"  + ${plan.unallocated_usd_per_hour:.4f}/h: the unused part of partly shared GPUs "
                       "(paid whole; included in the total)")
+    if plan.ingress is not None and plan.ingress.proxies:
+        i = plan.ingress
+        console.print(f"  + ${i.usd_per_hour:.4f}/h: {i.proxies} HTTP proxies for {i.online_qps:,.0f} online qps "
+                      f"({i.proxy_vcpus:.2f} vCPUs of {i.cpu_hardware or 'host CPU'}; serving path {i.source}; "
+                      "included in the total)", soft_wrap=True, markup=False)
     for detail, mark in details.items():
         console.print(f"  {mark} {detail}", soft_wrap=True)
-    console.print("  p99 pred = batch formation wait + queueing wait + measured batch p99 + serving overhead "
-                  "(docs/optimization.md)")
+    path = "" if plan.serving_path is None else f" ({plan.serving_path.source}: {plan.serving_path.source_detail})"
+    console.print("  p99 pred = serving path" + path + " + batch formation + replica queue + batch, means added "
+                  "and spreads in quadrature (plan.json: prediction; docs/optimization.md §2)",
+                  soft_wrap=True, markup=False)
 
 
 def _ratio(w) -> str:
