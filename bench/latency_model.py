@@ -3,9 +3,10 @@
 The serving path is measured first (`planner calibrate` on the same embedded Ray),
 then for each configuration (default: resnet_small fp32 batch 1, and
 transformer_small fp32 batch 4, which batches) and each target utilisation of
-its one replica (default 0.1 ... 0.8), the offered rate is utilisation x the
-replica's capacity as the planner computes it (model plus Serve's measured
-floor). The planner plans that one workload on one vCPU with the measured
+its busiest server (default 0.1 ... 0.8), the offered rate is utilisation x
+the capacity of whichever saturates first: the replica, as the planner computes
+it (model plus Serve's measured floor), or the HTTP proxy (1000 / its measured
+CPU ms per request; on a small machine the proxy is often the bottleneck). The planner plans that one workload on one vCPU with the measured
 path, the plan is deployed on Ray Serve and driven with open-loop Poisson HTTP
 load for long enough to collect at least 300 requests, and measured p99 is
 compared with the plan's prediction. Nothing measured during the sweep feeds
@@ -46,15 +47,19 @@ def main(argv: list[str] | None = None) -> int:
     ensure_ray()
     detail = []
     try:
-        path = api.calibrate(sorted({m for m, _ in configs}), http_port=args.port, qps=(10.0, 40.0), duration_s=20.0,
+        models = sorted({m for m, _ in configs})
+        path = api.calibrate(models, http_port=args.port, qps=(10.0, 40.0, 80.0), duration_s=20.0,
+                             mix={m: 1.0 for m in models},
                              on_progress=lambda line: print(f"calibrate: {line}", flush=True))
         print(f"serving path: {path.describe()}", flush=True)
         for model, batch in configs:
             row = profile_point(get_model(model), "fp32", batch, catalog.get("cpu-x86"), threads=1)
             floor = path.floor_ms(model)
-            capacity = 1000.0 * batch / (1000.0 * batch / row.throughput_rps + batch * floor)
-            print(f"{model} b{batch}: {row.throughput_rps:.0f} items/s raw, {capacity:.0f}/s with the "
-                  f"{floor:.2f} ms floor; batch p50 {row.latency_p50_ms:.2f} p99 {row.latency_p99_ms:.2f} ms", flush=True)
+            replica = 1000.0 * batch / (1000.0 * batch / row.throughput_rps + batch * floor)
+            capacity = min(replica, path.proxy_capacity_rps)
+            print(f"{model} b{batch}: {row.throughput_rps:.0f} items/s raw, {replica:.0f}/s with the "
+                  f"{floor:.2f} ms floor, the proxy {path.proxy_capacity_rps:.0f}/s; batch p50 "
+                  f"{row.latency_p50_ms:.2f} p99 {row.latency_p99_ms:.2f} ms", flush=True)
             for u in utilizations:
                 qps = u * capacity
                 workload = Workload("sweep", model, "online", ("fp32",), 0.0, 1, qps=qps, p99_ms=100_000.0)

@@ -5,8 +5,11 @@ swapped for a precomputed output, so every step of a request but the model runs
 as deployed: the HTTP proxy, Serve's router, the replica's parsing of the
 model's item, batching, the reply. What it measures (planner/core/serving_path.py):
 
-1. the floor, per model: the probe saturated closed-loop through a handle; the
-   replica's own CPU time (getrusage in the replica) over the requests served;
+1. the floor, per model: the probe replica's own CPU time (getrusage in the
+   replica, its idle use taken out) over the open-loop HTTP window at the
+   heaviest load, per request served: what a deployed replica pays per request
+   (saturated through a handle it pays 4-5x less, as the per-request work
+   amortises; that lower bound is used only for a model no load goes to);
 2. the path's latency at a light and a moderate offered load: open-loop Poisson
    HTTP load from the same load generator `planner verify` uses (on this
    machine, a process pinned to a core of its own: cluster/loadgen.py);
@@ -31,10 +34,13 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 from ray import serve
 
+from cluster.host_cpu import is_proxy as _is_proxy, is_ray as _is_ray, process_cpu_s as _process_cpu_s
 from cluster.serving import BINARY_CONTENT_TYPE, ModelServer
 from planner.core.serving_path import PathPoint, ServingPath
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+# Requests a probe must serve in a window for its per-request floor to be read from that window.
+MIN_FLOOR_REQUESTS = 50
 
 
 @serve.deployment
@@ -51,57 +57,6 @@ class PathProbe(ModelServer.func_or_class):
         import resource
         usage = resource.getrusage(resource.RUSAGE_SELF)
         return usage.ru_utime + usage.ru_stime
-
-
-def _descendants(root: int) -> set[int]:
-    """Every process below `root` (an embedded Ray's GCS, raylet and workers are this process's)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                ppid = int(open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    found, stack = set(), [root]
-    while stack:
-        for child in children.get(stack.pop(), ()):
-            if child not in found:
-                found.add(child)
-                stack.append(child)
-    return found
-
-
-def _process_cpu_s(match: Callable[[str], bool]) -> float:
-    """CPU seconds (user + system) of the cluster's processes on this machine whose command line matches.
-
-    On an embedded Ray only this process's descendants count, so other Ray clusters sharing the
-    machine (another user's, a test session's) are not charged to this one.
-    """
-    from cluster.runtime import embedded_cores
-
-    own = _descendants(os.getpid()) if embedded_cores() is not None else None
-    total = 0.0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid() or (own is not None and int(entry) not in own):
-            continue
-        try:
-            cmdline = open(f"/proc/{entry}/cmdline", "rb").read().decode(errors="replace")
-            if not match(cmdline):
-                continue
-            fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / CLK_TCK   # utime, stime (fields 14, 15)
-        except (OSError, IndexError, ValueError):
-            continue
-    return total
-
-
-def _is_proxy(cmdline: str) -> bool:
-    return "ProxyActor" in cmdline
-
-
-def _is_ray(cmdline: str) -> bool:
-    return any(key in cmdline for key in ("ray::", "raylet", "gcs_server", "/ray/", "ray/_private"))
 
 
 def saturate(handle, item, seconds: float, concurrency: int = 8) -> int:
@@ -163,38 +118,59 @@ def calibrate(models: Sequence[str], http_port: int = 8000, qps: Sequence[float]
     # One small probe replica per model: as deployed (batch 1), a tenth of a CPU, so it fits beside anything.
     options = replica_options(cpu, 0.1, 1, 0.0)
     serve.start(http_options={"host": "127.0.0.1", "port": http_port})
-    floors: dict[str, float] = {}
+    floors: dict[str, float] = {}     # replica CPU per request outside the model, at the heaviest load driven
+    saturated: dict[str, float] = {}  # models no load goes to: the probe saturated through its handle (a lower bound)
     handles = {}
     try:
         for model in models:
             name = f"calibrate-{model}".replace("_", "-").replace(":", "-").replace(".", "-")
             app = PathProbe.options(name=name, num_replicas=1, **options).bind(model, "fp32", 1, "cpu")
             handles[model] = (name, serve.run(app, name=name, route_prefix=f"/{name}", blocking=False))
-        # What Ray (and the proxy) take with nothing served: Ray's share of the machine, and the
-        # proxy's background work, which is not a cost of any request.
+        probe_cpu = lambda: {m: h.cpu_s.remote().result(timeout_s=120) for m, (_, h) in handles.items()}  # noqa: E731
+        # What Ray (and the proxy, and each probe) take with nothing served: Ray's share of the
+        # machine, and background work that is not a cost of any request. (probe_cpu first: it
+        # waits for the probes to run, so their start is not counted as idle.)
+        probes0 = probe_cpu()
         ray0, proxy0, t0 = _process_cpu_s(_is_ray), _process_cpu_s(_is_proxy), time.perf_counter()
         time.sleep(4.0)
         idle_s = time.perf_counter() - t0
         system_vcpus = (_process_cpu_s(_is_ray) - ray0) / idle_s
         proxy_idle_vcpus = (_process_cpu_s(_is_proxy) - proxy0) / idle_s
+        probe_idle_vcpus = {m: (c - probes0[m]) / idle_s for m, c in probe_cpu().items()}
         on_progress(f"idle: Ray's processes {system_vcpus:.3f} vCPUs, the HTTP proxy {proxy_idle_vcpus:.3f}")
-        for model, (name, handle) in handles.items():
-            item = get_model(model).example_input(1)[0]
-            floors[model] = measure_floor(handle, item)
-            on_progress(f"floor of {model}: {floors[model]:.3f} ms of replica CPU per request")
         first = models[0]
         shares = {m: w for m, w in (mix or {first: 1.0}).items() if m in handles and w > 0}
+        for model, (name, handle) in handles.items():
+            if model in shares:
+                continue   # its floor is read from the HTTP windows below, as deployed replicas pay it
+            item = get_model(model).example_input(1)[0]
+            saturated[model] = measure_floor(handle, item)
+            on_progress(f"floor of {model} saturated (no load goes to it): {saturated[model]:.3f} ms of replica "
+                        "CPU per request, a lower bound")
         total_share = sum(shares.values())
         urls = {m: f"http://127.0.0.1:{http_port}/{handles[m][0]}" for m in shares}
         bodies = {m: json.dumps({"inputs": get_model(m).example_input(1)[0].tolist()}).encode() for m in shares}
         item = get_model(first).example_input(1)[0]
         url = f"http://127.0.0.1:{http_port}/{handles[first][0]}"
-        points, proxy_ms = [], []
+        points, proxy_ms, client_ms, others = [], [], [], []
         site = None
         for rate in sorted(qps):
             targets = [(urls[m], bodies[m], rate * w / total_share) for m, w in shares.items()]
+            probes0 = probe_cpu()
             cpu0, t0 = _process_cpu_s(_is_proxy), time.perf_counter()
             results, site = drive_for_verification(targets, duration_s, warmup_requests=5)
+            elapsed, probes1 = time.perf_counter() - t0, probe_cpu()
+            # The floor as deployed replicas pay it: per request at this open-loop load, where each
+            # request wakes the replica on its own (saturated, the per-request work amortises).
+            for (m, _), result in zip(shares.items(), results):
+                served = result.completed + 5
+                if served >= MIN_FLOOR_REQUESTS:
+                    cpu_s = probes1[m] - probes0[m] - probe_idle_vcpus[m] * elapsed
+                    floors[m] = max(0.0, cpu_s) * 1000.0 / served
+            if site.cpu_ms_per_request is not None:
+                client_ms.append(site.cpu_ms_per_request)
+            if site.other_vcpus is not None:
+                others.append(site.other_vcpus)
             spent = _process_cpu_s(_is_proxy) - cpu0 - proxy_idle_vcpus * (time.perf_counter() - t0)
             errors = sum(r.errors for r in results)
             latencies = [x for r in results for x in r.latencies_ms]
@@ -207,7 +183,8 @@ def calibrate(models: Sequence[str], http_port: int = 8000, qps: Sequence[float]
             proxy_ms.append(max(0.0, spent) * 1000.0 / (len(latencies) + 5 * len(targets)))
             p = points[-1]
             on_progress(f"path at {rate:g} qps: p50 {p.p50_ms:.1f}, p90 {p.p90_ms:.1f}, p99 {p.p99_ms:.1f} ms "
-                        f"({p.requests} requests); proxy {proxy_ms[-1]:.2f} ms CPU per request")
+                        f"({p.requests} requests); proxy {proxy_ms[-1]:.2f} ms CPU per request; replica floor "
+                        + ", ".join(f"{m} {f:.2f}" for m, f in floors.items()) + " ms per request")
         raw = item.numpy()
         bytes_body = raw.astype(raw.dtype.newbyteorder("<")).tobytes()
         cpu0, t0 = _process_cpu_s(_is_proxy), time.perf_counter()
@@ -223,6 +200,14 @@ def calibrate(models: Sequence[str], http_port: int = 8000, qps: Sequence[float]
             serve.delete(name)
     fast = all(os.environ.get(k) == v for k, v in SERVE_FAST_PATH_ENV.items())
     where = (f"load from {site.process} on cores {list(site.cores)}" if site is not None else "")
+    if others:  # something else running beside calibration makes the path look slower than it is
+        where += f"; other processes on this machine took up to {max(others):.2f} vCPUs meanwhile"
+
+    # A model no load went to keeps its saturated floor (a lower bound), and says so.
+    unloaded = sorted(set(saturated) - set(floors))
+    floors = {**saturated, **floors}
+    if unloaded:
+        where += f"; floor of {', '.join(unloaded)} measured saturated only (a lower bound)"
     return ServingPath(
         replica_floor_ms=max(floors.values()), proxy_cpu_ms=max(proxy_ms), points=tuple(points), source="measured",
         source_detail=(f"planner calibrate on {cpu_name()}, {len(machine_cores())} cores, Ray {ray.__version__}, "
@@ -230,4 +215,5 @@ def calibrate(models: Sequence[str], http_port: int = 8000, qps: Sequence[float]
                        f"(JSON bodies), {duration_s:g} s per load; {where}"),
         floor_by_model=floors, proxy_cpu_ms_bytes=bytes_ms, cpu=cpu_name(),
         serve_settings="fast path (cluster.runtime.SERVE_FAST_PATH_ENV)" if fast else "Serve defaults",
-        system_vcpus=max(0.0, system_vcpus), measured_at=date.today().isoformat())
+        system_vcpus=max(0.0, system_vcpus), measured_at=date.today().isoformat(),
+        loadgen_cpu_ms=max(client_ms) if client_ms else None)

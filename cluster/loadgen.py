@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -137,6 +137,7 @@ def drive_for_verification(targets: list[tuple[str, bytes, float]], duration_s: 
                            timeout_s: float = 30.0) -> tuple[list[LoadResult], "LoadGeneratorSite"]:
     """`drive`, from a process and core of its own where the cluster is this process's embedded Ray on a
     machine of 2+ cores; else from this process. Returns the results and where the load ran."""
+    from cluster.host_cpu import OtherCpu
     from cluster.runtime import embedded_cores, machine_cores, ray_worker_niceness
     from planner.deployment.verification import LoadGeneratorSite
 
@@ -145,8 +146,10 @@ def drive_for_verification(targets: list[tuple[str, bytes, float]], duration_s: 
         results = drive(targets, duration_s, warmup_requests, timeout_s)
         return results, LoadGeneratorSite("verifying process", os.getpid(), cores, os.nice(0), False, cluster)
     spare = [c for c in cores if c not in cluster]
-    return drive_in_child(targets, duration_s, spare[0] if spare else cores[-1], ray_worker_niceness(), cluster,
-                          warmup_requests, timeout_s)
+    with OtherCpu() as other:   # what else ran on this machine meanwhile, recorded beside the results
+        results, site = drive_in_child(targets, duration_s, spare[0] if spare else cores[-1], ray_worker_niceness(),
+                                       cluster, warmup_requests, timeout_s)
+    return results, replace(site, other_vcpus=None if other.vcpus is None else round(other.vcpus, 3))
 
 
 def drive_in_child(targets: list[tuple[str, bytes, float]], duration_s: float, core: int, niceness: int,
@@ -177,10 +180,19 @@ def drive_in_child(targets: list[tuple[str, bytes, float]], duration_s: float, c
             raise ClusterError(f"the load generator's process failed (exit {proc.returncode}): "
                                f"{proc.stderr.strip()[-1500:]}")
         data = json.loads(answer.read_text())
+    results = [LoadResult(**r) for r in data["results"]]
+    sent = sum(r.sent for r in results)
     site = LoadGeneratorSite("own process", int(data["pid"]), tuple(data["cores"]), int(data["niceness"]),
                              tuple(data["cores"]) == (core,),
-                             None if cluster_cores is None else tuple(cluster_cores))
-    return [LoadResult(**r) for r in data["results"]], site
+                             None if cluster_cores is None else tuple(cluster_cores),
+                             cpu_ms_per_request=data["cpu_s"] * 1000.0 / sent if sent else None)
+    return results, site
+
+
+def _cpu_s() -> float:
+    import resource
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _child_main(request_path: str) -> None:
@@ -194,8 +206,10 @@ def _child_main(request_path: str) -> None:
     if request["niceness"] > current:
         os.nice(request["niceness"] - current)   # raising niceness needs no privilege; lowering would
     targets = [(url, base64.b64decode(body), float(qps)) for url, body, qps in request["targets"]]
+    before = _cpu_s()
     results = drive(targets, request["duration_s"], request["warmup_requests"], request["timeout_s"])
     answer = {"pid": os.getpid(), "cores": sorted(os.sched_getaffinity(0)), "niceness": os.nice(0),
+              "cpu_s": _cpu_s() - before,   # the load's own CPU (not the interpreter's start-up)
               "results": [asdict(r) for r in results]}
     Path(request["answer"]).write_text(json.dumps(answer))
 

@@ -19,6 +19,7 @@ wrong shape, type or an oversized body gets a 4xx with a message.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
@@ -62,6 +63,7 @@ class ModelServer:
         self.model_name, self.precision = model_name, precision
         self._example_item = self.cast(spec.example_input(1))[0]
         self.run, self.execution = self._make_runner(1)
+        self._model_cpu_s, self._batches, self._items = 0.0, 0, 0
 
     def _make_runner(self, max_batch_size: int) -> Any:
         # The same execution as the profile that chose this plan (planner/models/runner.py):
@@ -79,8 +81,29 @@ class ModelServer:
     async def predict(self, items: list[Any]) -> list[list[float]]:
         torch = self._torch
         batch = self.cast(torch.stack(items).to(self.device))
-        out = self.run(batch)
-        return out.float().cpu().tolist()
+        started = time.thread_time()   # the model's own CPU time here, beside the request path's
+        out = self.run(batch).float().cpu()
+        self._model_cpu_s += time.thread_time() - started
+        self._batches += 1
+        self._items += len(items)
+        return out.tolist()
+
+    def cpu_stats(self) -> dict[str, float]:
+        """This replica's CPU seconds (all of it, and the model's part) and what it has served."""
+        import resource
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return {"cpu_s": usage.ru_utime + usage.ru_stime, "model_cpu_s": self._model_cpu_s,
+                "batches": self._batches, "items": self._items}
+
+    def model_alone_ms(self, runs: int = 200) -> float:
+        """The model's CPU per batch of one in a tight loop in this process (as the profiler times it)."""
+        batch = self._example_item.unsqueeze(0).to(self.device)
+        for _ in range(10):
+            self.run(batch)
+        started = time.thread_time()
+        for _ in range(runs):
+            self.run(batch).float().cpu()
+        return (time.thread_time() - started) * 1000.0 / runs
 
     def _parse(self, body: bytes, content_type: str = "application/json") -> Any:
         if len(body) > MAX_BODY_BYTES:

@@ -22,14 +22,22 @@ from planner.core.workloads import load_workloads
 from planner.deployment.verification import PREDICTION_BAND, write_verification
 from planner.models import builtin_model_names
 from planner.profiling.reference import ESTIMATE_TARGETS, reference_and_estimated_rows
+from planner.profiling.timing import TimingBudget
 from planner.reports.terminal import ProfileProgress, print_plan, print_verification
 
 EXAMPLE_WORKLOADS = Path(__file__).resolve().parent.parent / "examples" / "workloads.yaml"
 # Requests per verified workload: enough for a bounded 95% interval around p99 (order statistics:
 # the upper bound exists from about 380 requests).
 MIN_REQUESTS = 400
-# The load generator's CPU per request, for the share of this machine it takes (not measured yet).
-LOADGEN_CPU_MS_PER_REQUEST = 1.0
+# The load generator's CPU per request, for the share of this machine it takes, where calibrate did
+# not measure it (its load ran in this process): assumed, and said so.
+ASSUMED_LOADGEN_CPU_MS_PER_REQUEST = 1.0
+# Profiling budget per point: the stability rule of the default budget, capped at 2.5 s a point
+# (the default's 8 s) so the demo stays under 5 minutes on 2 cores; a point not stable by then
+# is recorded as such in profiles.csv.
+DEMO_BUDGET = TimingBudget(max_seconds=2.5)
+# Other processes' CPU during verification above which the window is flagged as not quiet.
+BUSY_MACHINE_VCPUS = 0.2
 
 
 def run_demo(console: Console, out: Path, workloads_path: str | Path | None = None, duration_s: float = 8.0,
@@ -50,7 +58,7 @@ def run_demo(console: Console, out: Path, workloads_path: str | Path | None = No
     try:
         # 1. Profile each model at every precision some workload allows, on this machine's CPU.
         models = sorted({w.model for w in workloads.workloads})
-        batch_sizes = (1, 4, 16) if quick else (1, 2, 4, 8, 16, 32)
+        batch_sizes = (1, 4, 16) if quick else (1, 2, 4, 8, 16)
         rows = []
         with ProfileProgress(console, total=sum(
                 len({p for w in workloads.workloads if w.model == m for p in w.precisions}) for m in models)) as bar:
@@ -62,7 +70,7 @@ def run_demo(console: Console, out: Path, workloads_path: str | Path | None = No
                 cap = max(targets) if len(targets) == len(using) else None
                 result = api.profile([model], precisions, batch_sizes, hardware="cpu-x86", threads=1,
                                      catalog=catalog, max_batch_latency_ms=cap, max_concurrent=cores,
-                                     on_progress=bar.advance)
+                                     on_progress=bar.advance, budget=DEMO_BUDGET)
                 rows.extend(result.rows)
                 for err in result.errors:
                     console.print(f"[yellow]warning:[/] {err}")
@@ -125,6 +133,11 @@ def run_demo(console: Console, out: Path, workloads_path: str | Path | None = No
         verification = replace(verification, skipped=verification.skipped + _not_here(plan, local, catalog))
         write_verification(out / "verify.json", verification)
         print_verification(console, verification)
+        site = verification.load_generator
+        if site is not None and (site.other_vcpus or 0.0) > BUSY_MACHINE_VCPUS:
+            console.print(f"[yellow]warning:[/] other processes on this machine took {site.other_vcpus:.2f} vCPUs "
+                          "during the window; the latencies measured include their contention. To fix: run the "
+                          "demo on a quiet machine")
         console.print(_prediction_error_line(verification, "First window, predictions made before any load "
                                                            "(-> verify.json)"), soft_wrap=True)
         feedback_note, replan = _feed_back(local, verification, local_workloads(workloads, local, cores, path),
@@ -209,10 +222,12 @@ def local_workloads(workloads, local_plan, cores: int, path):
 
 
 def _plan_for_this_machine(workloads, plan, rows, catalog, path, names, cores: int):
-    """The online CPU workloads planned again for this machine: its cores less Ray's idle use (measured)
-    and the load generator's (assumed, per request), and only their own traffic through its proxy."""
+    """The online CPU workloads planned again for this machine: its cores less Ray's idle use and the
+    load generator's (both measured by calibrate), and only their own traffic through its proxy."""
     qps = sum(w.qps_target for w in plan.workloads if w.name in names)
-    loadgen = qps * LOADGEN_CPU_MS_PER_REQUEST / 1000.0
+    measured = path.loadgen_cpu_ms is not None
+    per_request = path.loadgen_cpu_ms if measured else ASSUMED_LOADGEN_CPU_MS_PER_REQUEST
+    loadgen = qps * per_request / 1000.0
     usable = max(0.0, cores - path.system_vcpus - loadgen)
     spec = replace(workloads, workloads=tuple(w for w in workloads.workloads if w.name in names),
                    inventory={"cpu-x86": usable}, owned=frozenset(), serving_path=path)
@@ -222,7 +237,7 @@ def _plan_for_this_machine(workloads, plan, rows, catalog, path, names, cores: i
                            f"({path.describe()}): " + "; ".join(local.infeasible) + ". To fix: run the demo on a "
                            "machine with more (or quieter) cores, or lower those workloads' qps")
     note = (f"{cores} cores less Ray's {path.system_vcpus:.2f} vCPUs idle (measured) and the load generator's "
-            f"{loadgen:.2f} (assumed {LOADGEN_CPU_MS_PER_REQUEST:g} ms per request): {usable:.2f} vCPUs")
+            f"{loadgen:.2f} ({'measured' if measured else 'assumed'} {per_request:.2f} ms per request): {usable:.2f} vCPUs")
     return replace(local, provenance={**local.provenance, "this_machine": note, "usable_vcpus": round(usable, 3)})
 
 

@@ -260,3 +260,38 @@ def test_replica_crash_under_load_is_survived_and_counted(deployed):
             break
         time.sleep(1.0)
     assert serve.status().applications["digits"].deployments["digits"].replica_states.get("RUNNING", 0) == 2
+
+
+def test_cpu_replicas_planned_to_share_one_core_run_on_their_shares(ray_local, catalog):
+    """Two light workloads and one vCPU: the plan gives each replica part of the core (with the
+    processor-sharing stretch in its prediction), Serve runs each on that fraction, both answer."""
+    from ray import serve
+    from ray.serve.context import _get_global_client
+
+    from planner.core.serving_path import ASSUMED
+
+    workloads = WorkloadSet(tuple(Workload(name, "mlp_digits", "online", ("fp32",), 0.0, 1, qps=15, p99_ms=200)
+                                  for name in ("share-a", "share-b")),
+                            inventory={"cpu-x86": 1}, serving_path=ASSUMED)
+    plan = api.plan(workloads, _rows(), catalog=catalog)
+    assert plan.ok, plan.infeasible
+    shares = {w.name: w.chosen.units_per_replica for w in plan.workloads}
+    assert all(0 < s < 1 for s in shares.values()) and all(w.chosen.replicas == 1 for w in plan.workloads)
+    # Both replicas and the HTTP proxy's reserved CPU fit in the one vCPU.
+    assert sum(w.chosen.devices for w in plan.workloads) + plan.ingress.proxy_vcpus <= 1.0 + 1e-9
+    for w in plan.workloads:
+        batch = next(t for t in w.chosen.prediction if t[0] == "batch")
+        assert "sharing a core" in batch[3]
+    deployment = api.deploy(plan, catalog=catalog, http_port=PORT)
+    try:
+        details = _get_global_client().get_serve_details()["applications"]
+        for name, share in shares.items():
+            config = details[name]["deployments"][name]["deployment_config"]
+            assert config["ray_actor_options"]["num_cpus"] == pytest.approx(share)
+        result = api.verify(plan, deployment, duration_s=3.0, warmup_requests=3)
+    finally:
+        for name in shares:
+            serve.delete(name)
+    for row in result.workloads:
+        assert row.errors == 0 and row.requests == 45 and row.p99_ms is not None
+        assert row.prediction_ratio == pytest.approx(row.p99_ms / row.predicted_p99_ms)

@@ -71,14 +71,17 @@ class ServingPath:
     system_vcpus: float = 0.0                 # CPU Ray's own processes took while idle (measured), per node
     measured_at: str = ""                     # ISO date
     constant: bool = False                    # the path latency does not depend on load (stated by the user)
+    loadgen_cpu_ms: float | None = None       # the load generator's own CPU per request (measured); None: not known
 
     def __post_init__(self) -> None:
         if not self.points:
             raise InputError("serving path", "no points", "needs at least one latency point",
                              "measure with `planner calibrate`")
         object.__setattr__(self, "points", tuple(sorted(self.points, key=lambda p: p.qps)))
-        for name in ("replica_floor_ms", "proxy_cpu_ms", "system_vcpus"):
+        for name in ("replica_floor_ms", "proxy_cpu_ms", "system_vcpus", "loadgen_cpu_ms"):
             value = getattr(self, name)
+            if value is None and name == "loadgen_cpu_ms":
+                continue
             if not (math.isfinite(value) and value >= 0):
                 raise InputError(f"serving path {name}", value, "not a finite non-negative number",
                                  "measure again with `planner calibrate`")
@@ -241,7 +244,8 @@ def serving_path_from_dict(data: Mapping[str, Any], where: str = "serving_path.j
             proxy_cpu_ms_bytes=None if data.get("proxy_cpu_ms_bytes") is None else float(data["proxy_cpu_ms_bytes"]),
             proxies_per_node=int(data.get("proxies_per_node", 1)), cpu=str(data.get("cpu", "")),
             serve_settings=str(data.get("serve_settings", "")), system_vcpus=float(data.get("system_vcpus", 0.0)),
-            measured_at=str(data.get("measured_at", "")), constant=bool(data.get("constant", False)))
+            measured_at=str(data.get("measured_at", "")), constant=bool(data.get("constant", False)),
+            loadgen_cpu_ms=None if data.get("loadgen_cpu_ms") is None else float(data["loadgen_cpu_ms"]))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise InputError(where, str(exc), "not a serving-path profile",
                          "pass a file `planner calibrate` wrote (serving_path.json)") from None

@@ -115,6 +115,10 @@ class LoadGeneratorSite:
     niceness: int
     pinned: bool                        # held to `cores` by CPU affinity for the load
     cluster_cores: tuple[int, ...] | None = None   # cores the embedded Ray's processes could run on; None: not known
+    cpu_ms_per_request: float | None = None        # its own CPU per request sent (measured in its process); None: not known
+    # vCPUs that processes other than the cluster and the load generator took on this machine during the
+    # window (/proc; embedded Ray only): anything well above 0 competed with what was measured. None: not known.
+    other_vcpus: float | None = None
 
     @property
     def shares_cores_with_cluster(self) -> bool | None:
@@ -125,13 +129,17 @@ class LoadGeneratorSite:
         cluster = ("" if self.cluster_cores is None else
                    f"; the cluster on {', '.join(map(str, self.cluster_cores))}"
                    + (" (shared)" if self.shares_cores_with_cluster else " (not shared)"))
+        cpu = "" if self.cpu_ms_per_request is None else f", {self.cpu_ms_per_request:.2f} ms CPU per request"
+        if self.other_vcpus is not None:
+            cluster += f"; other processes on this machine took {self.other_vcpus:.2f} vCPUs meanwhile"
         return f"{self.process} (pid {self.pid}), {'pinned to' if self.pinned else 'free on'} {where}, " \
-               f"nice {self.niceness}{cluster}"
+               f"nice {self.niceness}{cpu}{cluster}"
 
     def as_json(self) -> dict:
         return {"process": self.process, "pid": self.pid, "cores": list(self.cores),
                 "cluster_cores": None if self.cluster_cores is None else list(self.cluster_cores),
-                "niceness": self.niceness, "pinned": self.pinned,
+                "niceness": self.niceness, "pinned": self.pinned, "cpu_ms_per_request": self.cpu_ms_per_request,
+                "other_vcpus": self.other_vcpus,
                 "shares_cores_with_cluster": self.shares_cores_with_cluster}
 
 
