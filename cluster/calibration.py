@@ -163,7 +163,7 @@ def calibrate(models: Sequence[str], http_port: int = 8000, qps: Sequence[float]
             # The floor as deployed replicas pay it: per request at this open-loop load, where each
             # request wakes the replica on its own (saturated, the per-request work amortises).
             for (m, _), result in zip(shares.items(), results):
-                served = result.completed + 5
+                served = result.completed + result.warmup_sent
                 if served >= MIN_FLOOR_REQUESTS:
                     cpu_s = probes1[m] - probes0[m] - probe_idle_vcpus[m] * elapsed
                     floors[m] = max(0.0, cpu_s) * 1000.0 / served
@@ -180,7 +180,7 @@ def calibrate(models: Sequence[str], http_port: int = 8000, qps: Sequence[float]
                                    f"errors at {rate:g} qps ({samples}). To fix: calibrate at a lower --qps, or check "
                                    "the cluster (ray status)")
             points.append(_point(rate, latencies))
-            proxy_ms.append(max(0.0, spent) * 1000.0 / (len(latencies) + 5 * len(targets)))
+            proxy_ms.append(max(0.0, spent) * 1000.0 / (len(latencies) + sum(r.warmup_sent for r in results)))
             p = points[-1]
             on_progress(f"path at {rate:g} qps: p50 {p.p50_ms:.1f}, p90 {p.p90_ms:.1f}, p99 {p.p99_ms:.1f} ms "
                         f"({p.requests} requests); proxy {proxy_ms[-1]:.2f} ms CPU per request; replica floor "
@@ -194,7 +194,7 @@ def calibrate(models: Sequence[str], http_port: int = 8000, qps: Sequence[float]
         (bytes_result,) = drive([(url, bytes_body, rate)], min(duration_s, 8.0), warmup_requests=5,
                                 content_type=BINARY_CONTENT_TYPE)
         spent = _process_cpu_s(_is_proxy) - cpu0 - proxy_idle_vcpus * (time.perf_counter() - t0)
-        bytes_ms = max(0.0, spent) * 1000.0 / max(1, bytes_result.completed + 5)
+        bytes_ms = max(0.0, spent) * 1000.0 / max(1, bytes_result.completed + bytes_result.warmup_sent)
     finally:
         for name, _ in handles.values():
             serve.delete(name)

@@ -45,6 +45,7 @@ class LoadResult:
     errors: int = 0
     error_samples: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
+    warmup_sent: int = 0      # requests sent to this target before the window (not in the sample)
 
     @property
     def completed(self) -> int:
@@ -105,14 +106,27 @@ async def _drive_all(targets: list[tuple[str, bytes, float]], duration_s: float,
     timeout = aiohttp.ClientTimeout(total=timeout_s)
     connector = aiohttp.TCPConnector(limit=512)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
-        # Warm-up: first requests pay for connection setup and lazy paths; not part of the sample.
+        # Warm-up: first requests pay for connection setup and lazy paths, and a replica just started
+        # is still settling (first batches, connection pools); then a short window at the target
+        # rates brings the path to its steady state. None of it is part of the sample.
         warm = LoadResult(url="warmup", qps_target=0, duration_s=0)
         for url, body, _ in targets:
             for _ in range(warmup_requests):
                 await _one(session, url, body, warm, content_type)
-        return await asyncio.gather(*(drive_poisson(session, url, body, qps, duration_s, seed=i,
-                                                    content_type=content_type)
-                                      for i, (url, body, qps) in enumerate(targets)))
+        settle_s = min(WARMUP_WINDOW_S, duration_s / 4) if warmup_requests else 0.0
+        settled = await asyncio.gather(*(drive_poisson(session, url, body, qps, settle_s, seed=1000 + i,
+                                                       content_type=content_type)
+                                         for i, (url, body, qps) in enumerate(targets) if settle_s > 0))
+        results = await asyncio.gather(*(drive_poisson(session, url, body, qps, duration_s, seed=i,
+                                                       content_type=content_type)
+                                         for i, (url, body, qps) in enumerate(targets)))
+        for i, result in enumerate(results):
+            result.warmup_sent = warmup_requests + (settled[i].sent if settled else 0)
+        return results
+
+
+# The warm-up window before every measured one (at most a quarter of the measured window).
+WARMUP_WINDOW_S = 2.0
 
 
 def drive(targets: list[tuple[str, bytes, float]], duration_s: float, warmup_requests: int = 5,
@@ -181,7 +195,7 @@ def drive_in_child(targets: list[tuple[str, bytes, float]], duration_s: float, c
                                f"{proc.stderr.strip()[-1500:]}")
         data = json.loads(answer.read_text())
     results = [LoadResult(**r) for r in data["results"]]
-    sent = sum(r.sent for r in results)
+    sent = sum(r.sent + r.warmup_sent for r in results)
     site = LoadGeneratorSite("own process", int(data["pid"]), tuple(data["cores"]), int(data["niceness"]),
                              tuple(data["cores"]) == (core,),
                              None if cluster_cores is None else tuple(cluster_cores),

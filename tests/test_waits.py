@@ -71,6 +71,8 @@ def test_verify_records_where_the_load_generator_ran(ray_local, catalog, tmp_pat
         assert site.process == "own process" and site.pid != os.getpid() and site.pinned
         assert len(site.cores) == 1 and site.cluster_cores == embedded_cores()
         assert site.niceness == replica_niceness
+        # Its own CPU per request, and what else ran on this machine meanwhile, are measured (/proc).
+        assert site.cpu_ms_per_request > 0 and site.other_vcpus is not None and site.other_vcpus >= 0
     else:
         assert site.process == "verifying process" and not site.pinned
     written = read_verification(write_verification(tmp_path / "verify.json", result))
