@@ -119,7 +119,7 @@ def calibrate(models: Sequence[str], http_port: int = 8000, qps: Sequence[float]
     options = replica_options(cpu, 0.1, 1, 0.0)
     serve.start(http_options={"host": "127.0.0.1", "port": http_port})
     floors: dict[str, float] = {}     # replica CPU per request outside the model, at the heaviest load driven
-    saturated: dict[str, float] = {}  # models no load goes to: the probe saturated through its handle (a lower bound)
+    saturated: dict[str, float] = {}  # the probe saturated through its handle: requests find it busy
     handles = {}
     try:
         for model in models:
@@ -141,12 +141,10 @@ def calibrate(models: Sequence[str], http_port: int = 8000, qps: Sequence[float]
         first = models[0]
         shares = {m: w for m, w in (mix or {first: 1.0}).items() if m in handles and w > 0}
         for model, (name, handle) in handles.items():
-            if model in shares:
-                continue   # its floor is read from the HTTP windows below, as deployed replicas pay it
-            item = get_model(model).example_input(1)[0]
-            saturated[model] = measure_floor(handle, item)
-            on_progress(f"floor of {model} saturated (no load goes to it): {saturated[model]:.3f} ms of replica "
-                        "CPU per request, a lower bound")
+            # What a request pays when others queue (amortised), and a lower bound on the floor of a
+            # model no HTTP load goes to (the HTTP windows below give what an idle replica pays).
+            saturated[model] = measure_floor(handle, get_model(model).example_input(1)[0], seconds=1.5)
+            on_progress(f"floor of {model} saturated: {saturated[model]:.3f} ms of replica CPU per request")
         total_share = sum(shares.values())
         urls = {m: f"http://127.0.0.1:{http_port}/{handles[m][0]}" for m in shares}
         bodies = {m: json.dumps({"inputs": get_model(m).example_input(1)[0].tolist()}).encode() for m in shares}
@@ -203,8 +201,10 @@ def calibrate(models: Sequence[str], http_port: int = 8000, qps: Sequence[float]
     if others:  # something else running beside calibration makes the path look slower than it is
         where += f"; other processes on this machine took up to {max(others):.2f} vCPUs meanwhile"
 
-    # A model no load went to keeps its saturated floor (a lower bound), and says so.
+    # A model no load (or too little: < MIN_FLOOR_REQUESTS) went to keeps its saturated floor, a lower
+    # bound, and says so.
     unloaded = sorted(set(saturated) - set(floors))
+    busy = dict(saturated)
     floors = {**saturated, **floors}
     if unloaded:
         where += f"; floor of {', '.join(unloaded)} measured saturated only (a lower bound)"
@@ -216,4 +216,4 @@ def calibrate(models: Sequence[str], http_port: int = 8000, qps: Sequence[float]
         floor_by_model=floors, proxy_cpu_ms_bytes=bytes_ms, cpu=cpu_name(),
         serve_settings="fast path (cluster.runtime.SERVE_FAST_PATH_ENV)" if fast else "Serve defaults",
         system_vcpus=max(0.0, system_vcpus), measured_at=date.today().isoformat(),
-        loadgen_cpu_ms=max(client_ms) if client_ms else None)
+        loadgen_cpu_ms=max(client_ms) if client_ms else None, saturated_floor_by_model=busy)

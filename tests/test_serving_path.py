@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -137,8 +138,30 @@ def test_cpu_replicas_share_a_core_with_a_processor_sharing_stretch():
     assert options["ray_actor_options"]["num_cpus"] == plan.workloads[0].chosen.units_per_replica
 
 
+def test_the_floor_falls_from_idle_to_busy_as_the_replica_gets_busier():
+    # 1 ms of model per request; Serve's floor 4 ms reaching an idle replica, 1 ms finding it busy.
+    row = ProfileRow("m", "cpu-x86", "fp32", 1, 1.0, 1.0, 1000.0, 0.1, 0.01, 0.0, "imported", latency_cv=0.0)
+    terms = ServingTerms(PathPoint(0.0, 0.0, 0.0, 0.0, 0.0), floor_ms=4.0, source="measured", saturated_floor_ms=1.0)
+
+    def floor(c) -> float:  # the floor the replica-queue term says it used: "... 1 x 2.85 ms floor at this load"
+        return float(c.prediction[2][3].split(" ms floor")[0].split(" x ")[-1])
+    light = evaluate_candidate(online(10.0), row, load_catalog(), None, 0.8, terms, queueing=False)
+    # 10 requests/s: busy rho = 10 x 5 / (1000 + 10 x 3) = 4.9% of the time -> floor 1 + 3 x 0.951.
+    assert floor(light) == pytest.approx(1.0 + 3.0 * (1 - 50.0 / 1030.0), abs=0.01)
+    # The most one replica takes at U = 0.8: 800 / (1 + 1 + 0.2 x 3) = 307.7/s (idle floor alone: 160/s).
+    heavy = evaluate_candidate(online(600.0), row, load_catalog(), None, 0.8, terms, queueing=False)
+    assert heavy.replicas == 2 and floor(heavy) < floor(light)
+    # Its capacity (rho -> 1) is what the saturated floor allows: 1000 / (1 + 1) per replica.
+    assert heavy.predicted_throughput_rps == pytest.approx(2 * 500.0)
+    # Without a saturated floor nothing changes: the idle floor throughout.
+    plain = evaluate_candidate(online(600.0), row, load_catalog(), None, 0.8,
+                               ServingTerms(terms.path, floor_ms=4.0, source="measured"), queueing=False)
+    assert plain.replicas == 4 and floor(plain) == pytest.approx(4.0)   # 600 / (0.8 x 200)
+
+
 def test_serving_path_file_round_trips_and_bad_files_say_what_to_do(tmp_path):
-    path = measured()
+    path = replace(measured(), floor_by_model={"m": 4.0}, saturated_floor_by_model={"m": 1.5}, loadgen_cpu_ms=1.1)
+    assert path.saturated_floor_ms("m") == 1.5 and path.saturated_floor_ms("other") == path.floor_ms("other")
     write_serving_path(tmp_path / "sp.json", path)
     assert read_serving_path(tmp_path / "sp.json") == path
     (tmp_path / "bad.json").write_text('{"points": []}')

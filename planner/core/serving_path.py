@@ -72,6 +72,9 @@ class ServingPath:
     measured_at: str = ""                     # ISO date
     constant: bool = False                    # the path latency does not depend on load (stated by the user)
     loadgen_cpu_ms: float | None = None       # the load generator's own CPU per request (measured); None: not known
+    # Replica CPU per request outside the model when requests queue (the probe saturated): the per-request
+    # work amortises. floor_by_model is what a request reaching an idle replica pays. Absent: the same.
+    saturated_floor_by_model: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.points:
@@ -89,6 +92,11 @@ class ServingPath:
     def floor_ms(self, model: str) -> float:
         """Replica CPU per request outside the model, for `model` (its own body size) or the default."""
         return float(self.floor_by_model.get(model, self.replica_floor_ms))
+
+    def saturated_floor_ms(self, model: str) -> float:
+        """The same for a request that finds the replica busy (never above floor_ms; absent: floor_ms)."""
+        light = self.floor_ms(model)
+        return min(light, float(self.saturated_floor_by_model.get(model, light)))
 
     @property
     def proxy_capacity_rps(self) -> float:
@@ -227,6 +235,7 @@ def serving_path_to_dict(path: ServingPath) -> dict[str, Any]:
     out = asdict(path)
     out["points"] = [asdict(p) for p in path.points]
     out["floor_by_model"] = dict(path.floor_by_model)
+    out["saturated_floor_by_model"] = dict(path.saturated_floor_by_model)
     return {"format_version": SERVING_PATH_FORMAT_VERSION, **out}
 
 
@@ -237,6 +246,7 @@ def serving_path_from_dict(data: Mapping[str, Any], where: str = "serving_path.j
         points = tuple(PathPoint(**{k: (int(v) if k == "requests" else float(v)) for k, v in p.items()})
                        for p in data["points"])
         floors = {str(k): float(v) for k, v in (data.get("floor_by_model") or {}).items()}
+        saturated = {str(k): float(v) for k, v in (data.get("saturated_floor_by_model") or {}).items()}
         return ServingPath(
             replica_floor_ms=float(data["replica_floor_ms"]), proxy_cpu_ms=float(data["proxy_cpu_ms"]),
             points=points, source=str(data.get("source", "measured")), source_detail=str(data.get("source_detail", "")),
@@ -245,7 +255,8 @@ def serving_path_from_dict(data: Mapping[str, Any], where: str = "serving_path.j
             proxies_per_node=int(data.get("proxies_per_node", 1)), cpu=str(data.get("cpu", "")),
             serve_settings=str(data.get("serve_settings", "")), system_vcpus=float(data.get("system_vcpus", 0.0)),
             measured_at=str(data.get("measured_at", "")), constant=bool(data.get("constant", False)),
-            loadgen_cpu_ms=None if data.get("loadgen_cpu_ms") is None else float(data["loadgen_cpu_ms"]))
+            loadgen_cpu_ms=None if data.get("loadgen_cpu_ms") is None else float(data["loadgen_cpu_ms"]),
+            saturated_floor_by_model=saturated)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise InputError(where, str(exc), "not a serving-path profile",
                          "pass a file `planner calibrate` wrote (serving_path.json)") from None
@@ -273,8 +284,13 @@ def read_serving_path(path: str | Path) -> ServingPath:
 class ServingTerms:
     """What the serving path adds to one workload's requests, as the candidate evaluator uses it."""
     path: PathPoint          # latency through the path (no model) at the plan's per-proxy load
-    floor_ms: float          # replica CPU per request outside the model
+    floor_ms: float          # replica CPU per request outside the model, reaching an idle replica
     source: str              # measured | stated | assumed | fed back, with detail
+    saturated_floor_ms: float | None = None   # the same finding it busy (amortised); None: floor_ms
+
+    @property
+    def busy_floor_ms(self) -> float:
+        return self.floor_ms if self.saturated_floor_ms is None else min(self.floor_ms, self.saturated_floor_ms)
 
     @classmethod
     def constant(cls, overhead_ms: float, source: str = "stated") -> "ServingTerms":
@@ -284,4 +300,4 @@ class ServingTerms:
 
 
 def serving_terms(path: ServingPath, ingress: Ingress, model: str) -> ServingTerms:
-    return ServingTerms(ingress.path, path.floor_ms(model), path.source)
+    return ServingTerms(ingress.path, path.floor_ms(model), path.source, path.saturated_floor_ms(model))

@@ -161,7 +161,8 @@ class CandidateTable:
         if self.terms is None or self.serving is None:
             return ()
         row = self.model.rows[i]
-        form_mean, form_p99, queue_mean, queue_p99, service_mean, service_p99, stretch = map(float, self.terms[:, i])
+        form_mean, form_p99, queue_mean, queue_p99, service_mean, service_p99, stretch, floor = map(
+            float, self.terms[:, i])
         path, source = self.serving.path, self.serving.source
         shared = f", x{stretch:.2f} sharing a core" if stretch > 1 else ""
         return (
@@ -169,10 +170,14 @@ class CandidateTable:
             ("batch formation", form_mean, form_p99, f"model: {row.batch_size - 1} more arrivals at "
                                                      f"{self.per_replica_rps[i]:.2f}/s per replica"),
             ("replica queue", queue_mean, queue_p99, "model: M/G/1, service = batch time + "
-                                                    f"{row.batch_size} x {self.serving.floor_ms:.2f} ms floor"
+                                                    f"{row.batch_size} x {floor:.2f} ms floor{self._floor_range()}"
                                                     f" ({source}){shared}"),
             ("batch", service_mean, service_p99, f"{_source_label(row)}{shared}"),
         )
+
+    def _floor_range(self) -> str:
+        idle, busy = self.serving.floor_ms, self.serving.busy_floor_ms
+        return f" at this load (idle {idle:.2f}, busy {busy:.2f})" if busy < idle else ""
 
     def candidates(self) -> list[Candidate]:
         """Every candidate as a record, cheapest first (feasible before infeasible)."""
@@ -205,14 +210,27 @@ def evaluate_table(workload: Workload, model: ModelRows, inventory: Mapping[str,
     terms = serving if isinstance(serving, ServingTerms) else ServingTerms.constant(float(serving))
     demand, n = workload.demand_rps, len(model.rows)
     batch_ms = 1000.0 * model.batch / model.throughput          # the model's time for one batch, back to back
-    floor = terms.floor_ms
-    service_ms = batch_ms + model.batch * floor                 # + Serve's CPU per request on the replica
-    capacity = model.share * 1000.0 * model.batch / service_ms  # items/s one replica sustains on its share
-    need = np.ceil(demand / (capacity * max_utilization) - 1e-9) if demand > 0 else np.zeros(n)
+    # Serve's CPU per request on the replica depends on its load: a request reaching an idle replica
+    # pays the full floor (f_idle), one finding it busy the amortised one (f_busy); a Poisson arrival
+    # finds it busy with probability rho (PASTA), so f = f_busy + (f_idle - f_busy)(1 - rho), and
+    # rho, which depends on f, solves rho = r (S + f) / 1000 in closed form (S: the model's ms per item).
+    f_idle, f_busy = terms.floor_ms, terms.busy_floor_ms
+    gap = f_idle - f_busy
+    item_ms = batch_ms / model.batch
+    capacity = model.share * 1000.0 / (item_ms + f_busy)        # items/s one replica sustains (rho -> 1)
+    # The most a replica may take with its share's rho <= U: r (S + f_busy + (1 - U) gap) <= 1000 U share.
+    # (With f_busy = f_idle, as for a path with no saturated floor, all of this is the plain
+    # capacity share x 1000 / (S + f) at utilisation U.)
+    at_cap = model.share * 1000.0 * max_utilization / (item_ms + f_busy + (1.0 - max_utilization) * gap)
+    need = np.ceil(demand / at_cap - 1e-9) if demand > 0 else np.zeros(n)
     replicas = np.maximum(workload.min_replicas, np.maximum(need, 1.0 if demand > 0 else 0.0))
     per_replica = demand / replicas
     wait = batch_wait_timeout_ms(model.batch, per_replica)
     stretch = sharing_slowdown(model.share, max_utilization)   # 1 on a core (or device) of its own
+    # Busy in wall-clock time (its work stretched on a shared core): what an arrival finds.
+    rho_wall = per_replica * stretch * (item_ms + f_idle) / (1000.0 + per_replica * stretch * gap)
+    floor = f_busy + gap * (1.0 - np.minimum(1.0, rho_wall))    # the floor at this replica's load
+    service_ms = batch_ms + model.batch * floor                 # + Serve's CPU per request on the replica
     run_ms = stretch * service_ms
     if queueing:
         queue_mean = mean_queue_wait_ms(per_replica, run_ms, model.batch, model.cs2)
@@ -254,8 +272,8 @@ def evaluate_table(workload: Workload, model: ModelRows, inventory: Mapping[str,
     return CandidateTable(workload, model, replicas, per_replica, wait, p99, devices, usd, power, energy_usd,
                           carbon_g, value, code, available, objective, capacity=capacity,
                           terms=np.stack([np.broadcast_to(np.asarray(x, dtype=float), (n,)) for x in (
-                              wait / 2.0, wait, queue_mean, queue_p99, service_mean, service_p99, stretch)])
-                          if n else np.zeros((7, 0)),
+                              wait / 2.0, wait, queue_mean, queue_p99, service_mean, service_p99, stretch, floor)])
+                          if n else np.zeros((8, 0)),
                           serving=terms)
 
 

@@ -145,13 +145,13 @@ def serving_terms_by_workload(context: PlanningContext, ingress: Ingress) -> dic
     path = context.path
     terms = {}
     for w in context.workloads:
-        floor = path.floor_ms(w.model)
+        floor, busy = path.floor_ms(w.model), path.saturated_floor_ms(w.model)
         if w.name in context.measured_overhead_ms:
             ms = context.measured_overhead_ms[w.name]
             terms[w.name] = ServingTerms(PathPoint(ingress.qps_per_proxy, ms, ms, ms, ms), floor,
-                                         "fed back: the p99 overhead planner verify measured")
+                                         "fed back: the p99 overhead planner verify measured", busy)
         else:
-            terms[w.name] = ServingTerms(ingress.path, floor, path.source)
+            terms[w.name] = ServingTerms(ingress.path, floor, path.source, busy)
     return terms
 
 
